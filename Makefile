@@ -1,0 +1,26 @@
+# Developer shortcuts; each runs inside the pipenv environment.
+PIPENV ?= PIPENV_VENV_IN_PROJECT=1 pipenv
+
+.PHONY: setup test lint mutation mutation-results
+
+setup:
+	$(PIPENV) install --dev --deploy
+	$(PIPENV) run pip install --quiet .
+
+test:
+	$(PIPENV) run pytest
+
+lint:
+	$(PIPENV) run flake8 osism tests
+	$(PIPENV) run black --check osism tests
+	$(PIPENV) run mypy osism tests
+
+# Mutation testing of osism/services/ against the unit suite (config in
+# setup.cfg [mutmut]; coverage is off there since mutmut runs pytest itself).
+mutation:
+	rm -rf mutants
+	$(PIPENV) run mutmut run --max-children 2
+	$(PIPENV) run mutmut results
+
+mutation-results:
+	$(PIPENV) run mutmut results

@@ -1,0 +1,68 @@
+"""The frames waiting for one WebSocket client, and the bound on sending them.
+
+Every client gets its own outbox, drained by its own task, so a client that
+reads slowly (or not at all) delays only itself: the broadcaster appends and
+moves on. Frames are sent in the order they were put.
+"""
+
+import asyncio
+from collections import deque
+from typing import Awaitable, Callable, Deque
+
+
+class OutboxFull(Exception):
+    """More frames are waiting for a client than its outbox may hold."""
+
+
+class ClientOutbox:
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        *,
+        send_timeout: float,
+        max_pending: int,
+    ) -> None:
+        self._send = send
+        self.send_timeout = send_timeout
+        self.max_pending = max_pending
+        self._frames: Deque[str] = deque()
+        self._wakeup = asyncio.Event()
+        self._overflowed = False
+
+    def put(self, frame: str) -> bool:
+        """Queue a frame without waiting; False if the client is too far behind.
+
+        Once ``max_pending`` frames wait, the outbox overflows for good: the
+        waiting frames are released and the draining task ends with OutboxFull
+        as soon as its current send returns (or times out), so the one task
+        that owns the client is also the one that drops it.
+        """
+        if self._overflowed:
+            return False
+        if len(self._frames) >= self.max_pending:
+            self._overflowed = True
+            self._frames.clear()
+            self._wakeup.set()
+            return False
+        self._frames.append(frame)
+        self._wakeup.set()
+        return True
+
+    async def drain_forever(self) -> None:
+        """Send queued frames in order, then wait for more; runs until cancelled.
+
+        A send that raises ends the loop with that exception; a send that does
+        not finish within ``send_timeout`` seconds ends it with TimeoutError;
+        an overflow ends it with OutboxFull.
+        Frames put while a batch is being sent join that batch, so a busy
+        client costs one wake-up per batch rather than one per frame.
+        """
+        while True:
+            while self._frames:
+                frame = self._frames.popleft()
+                async with asyncio.timeout(self.send_timeout):
+                    await self._send(frame)
+            if self._overflowed:
+                raise OutboxFull(f"more than {self.max_pending} frames were pending")
+            self._wakeup.clear()
+            await self._wakeup.wait()

@@ -1,0 +1,343 @@
+"""Fan-out of OpenStack events to WebSocket clients, each with its own filters.
+
+Everything here lives on one asyncio event loop (uvicorn's in the API). The
+only entry point for other threads is :meth:`WebSocketManager.enqueue_notification`
+scheduled with ``loop.call_soon_threadsafe`` on :attr:`WebSocketManager.loop`,
+which the event bridge does.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from osism.services.client_outbox import ClientOutbox, OutboxFull
+from osism.services.notifications import service_of, subject_of
+from osism.settings import get_settings
+
+logger = logging.getLogger("osism.websocket")
+
+# Close code sent to a client the server drops (RFC 6455: internal error).
+CLOSE_DROPPED = 1011
+
+
+class EventMessage:
+    """One event as WebSocket clients receive it."""
+
+    def __init__(
+        self,
+        event_type: str,
+        source: str,
+        data: Dict[str, Any],
+        node_name: Optional[str] = None,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        # datetime.utcnow() is deprecated; this gives the same text
+        # (naive-looking ISO 8601 with a "Z" suffix).
+        self.timestamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        self.event_type = event_type
+        self.source = source
+        self.data = data
+        self.node_name = node_name
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "timestamp": self.timestamp,
+            "event_type": self.event_type,
+            "source": self.source,
+            "node_name": self.node_name,
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+def _filter_list(values: Iterable[str]) -> List[str]:
+    # A bare string would otherwise be searched with `in` and match by
+    # substring ("node1" in "node10"); it means a list of one value.
+    if isinstance(values, str):
+        return [values]
+    return list(values)
+
+
+def _client_label(websocket: Any) -> str:
+    client = getattr(websocket, "client", None)
+    host = getattr(client, "host", None)
+    port = getattr(client, "port", None)
+    return f"{host}:{port}" if host is not None else "unknown client"
+
+
+class WebSocketConnection:
+    """One connected client: its socket, its filters and its outbox."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.event_filters: List[str] = []
+        self.node_filters: List[str] = []
+        self.service_filters: List[str] = []
+        self.label = _client_label(websocket)
+        self.outbox: Optional[ClientOutbox] = None
+        self.sender: Optional["asyncio.Task[None]"] = None
+
+    def matches_filters(self, event: EventMessage) -> bool:
+        """True when every non-empty filter list holds the event's value."""
+        if not (self.event_filters or self.node_filters or self.service_filters):
+            return True
+        if self.event_filters and event.event_type not in self.event_filters:
+            return False
+        if self.node_filters and (
+            event.node_name is None or event.node_name not in self.node_filters
+        ):
+            return False
+        if (
+            self.service_filters
+            and service_of(event.event_type) not in self.service_filters
+        ):
+            return False
+        return True
+
+
+class WebSocketManager:
+    """Registry of WebSocket clients and the broadcaster that feeds them.
+
+    The broadcaster takes events from :attr:`event_queue`, serialises each
+    once, and appends the frame to the outbox of every client whose filters
+    match. Each client's outbox is drained by a task of its own, so a client
+    that stops reading holds up nobody but itself; a send that takes longer
+    than ``send_timeout`` seconds drops that client.
+    """
+
+    def __init__(
+        self,
+        send_timeout: Optional[float] = None,
+        max_pending: Optional[int] = None,
+    ) -> None:
+        settings = get_settings()
+        self.connections: Dict[WebSocket, WebSocketConnection] = {}
+        self.event_queue: "asyncio.Queue[EventMessage]" = asyncio.Queue()
+        self.send_timeout = (
+            settings.websocket_send_timeout if send_timeout is None else send_timeout
+        )
+        self.max_pending = (
+            settings.websocket_max_pending if max_pending is None else max_pending
+        )
+        # The loop the broadcaster runs on; other threads hand events over
+        # to it with call_soon_threadsafe (see the event bridge).
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.stats: Counter[str] = Counter()
+        self._broadcaster_task: Optional["asyncio.Task[None]"] = None
+
+    async def start(self) -> None:
+        """Record the running loop and start the broadcaster if it is not running."""
+        self.loop = asyncio.get_running_loop()
+        self._ensure_broadcaster()
+
+    async def stop(self) -> None:
+        """Cancel the broadcaster and every client's sender, and wait for them."""
+        tasks = [c.sender for c in self.connections.values() if c.sender is not None]
+        if self._broadcaster_task is not None:
+            self._broadcaster_task.cancel()
+            tasks.append(self._broadcaster_task)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def connect(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        self.loop = asyncio.get_running_loop()
+        connection = WebSocketConnection(websocket)
+        self.connections[websocket] = connection
+        logger.info(
+            "WebSocket client %s connected (%d connected)",
+            connection.label,
+            len(self.connections),
+        )
+        self._ensure_broadcaster()
+
+    async def disconnect(self, websocket: WebSocket) -> None:
+        connection = self.connections.pop(websocket, None)
+        if connection is None:
+            return
+        if connection.sender is not None:
+            connection.sender.cancel()
+        logger.info(
+            "WebSocket client %s disconnected (%d connected)",
+            connection.label,
+            len(self.connections),
+        )
+
+    async def update_filters(
+        self,
+        websocket: WebSocket,
+        event_filters: Optional[List[str]] = None,
+        node_filters: Optional[List[str]] = None,
+        service_filters: Optional[List[str]] = None,
+    ) -> None:
+        """Replace the filter lists that are given; None keeps a list as it is."""
+        connection = self.connections.get(websocket)
+        if connection is None:
+            return
+        if event_filters is not None:
+            connection.event_filters = _filter_list(event_filters)
+        if node_filters is not None:
+            connection.node_filters = _filter_list(node_filters)
+        if service_filters is not None:
+            connection.service_filters = _filter_list(service_filters)
+        logger.info(
+            "WebSocket client %s filters: events=%s nodes=%s services=%s",
+            connection.label,
+            connection.event_filters,
+            connection.node_filters,
+            connection.service_filters,
+        )
+
+    async def add_event(self, event: EventMessage) -> None:
+        await self.event_queue.put(event)
+
+    async def broadcast_event_from_notification(
+        self, event_type: str, payload: Dict[str, Any]
+    ) -> None:
+        self.enqueue_notification(event_type, payload)
+
+    def enqueue_notification(self, event_type: str, payload: Dict[str, Any]) -> None:
+        """Turn an OpenStack notification into an event and queue it.
+
+        Runs on the manager's loop (or, before any loop runs, in the caller's
+        thread). The event's data is a copy of the payload plus
+        ``service_type`` and ``resource_id``; the caller's dict is untouched.
+        A notification that cannot be turned into an event is logged and
+        counted, never raised.
+        """
+        try:
+            if not isinstance(payload, Mapping):
+                raise TypeError(
+                    f"payload must be an object, not {type(payload).__name__}"
+                )
+            subject = subject_of(event_type, payload)
+            data = dict(payload)
+            data["service_type"] = subject.service_type
+            data["resource_id"] = subject.resource_id
+            event = EventMessage(
+                event_type=event_type,
+                source="openstack",
+                data=data,
+                node_name=subject.node_name,
+            )
+            self.event_queue.put_nowait(event)
+        except Exception as e:
+            self.stats["invalid"] += 1
+            logger.error("Error processing notification %r: %s", event_type, e)
+
+    async def send_heartbeat(self) -> None:
+        if not self.connections:
+            return
+        await self.add_event(
+            EventMessage(
+                event_type="heartbeat", source="osism", data={"message": "ping"}
+            )
+        )
+
+    def _ensure_broadcaster(self) -> None:
+        if self._broadcaster_task is None or self._broadcaster_task.done():
+            self._broadcaster_task = asyncio.create_task(self._broadcast_events())
+
+    async def _broadcast_events(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        logger.info("Event broadcaster started")
+        try:
+            while True:
+                try:
+                    event = await self.event_queue.get()
+                    self._fan_out(event)
+                except asyncio.CancelledError:
+                    # The seed contract: cancelling ends the broadcaster
+                    # quietly; the task finishes instead of raising.
+                    logger.info("Event broadcaster cancelled")
+                    break
+                except Exception as e:
+                    logger.error("Error in event broadcaster: %s", e)
+        finally:
+            self._stop_senders()
+
+    def _fan_out(self, event: EventMessage) -> None:
+        self.stats["received"] += 1
+        frame = None
+        sent_count = 0
+        for connection in list(self.connections.values()):
+            if not connection.matches_filters(event):
+                continue
+            if frame is None:
+                frame = event.to_json()
+            self._deliver(connection, frame)
+            sent_count += 1
+        self.stats["broadcast"] += sent_count
+        logger.debug(
+            "Event %s sent to %d of %d clients",
+            event.event_type,
+            sent_count,
+            len(self.connections),
+        )
+
+    def _deliver(self, connection: WebSocketConnection, frame: str) -> None:
+        if connection.outbox is None:
+            connection.outbox = ClientOutbox(
+                connection.websocket.send_text,
+                send_timeout=self.send_timeout,
+                max_pending=self.max_pending,
+            )
+            connection.sender = asyncio.create_task(self._run_sender(connection))
+        connection.outbox.put(frame)
+
+    async def _run_sender(self, connection: WebSocketConnection) -> None:
+        """Drain one client's outbox; on the first failure, drop the client."""
+        assert connection.outbox is not None
+        try:
+            await connection.outbox.drain_forever()
+        except WebSocketDisconnect:
+            self._forget(connection)
+            logger.info("WebSocket client %s went away", connection.label)
+            return
+        except TimeoutError:
+            level = logging.WARNING
+            reason = f"a send took longer than {self.send_timeout:g} s"
+        except OutboxFull as e:
+            level = logging.WARNING
+            reason = f"it fell behind: {e}"
+        except Exception as e:
+            level = logging.ERROR
+            reason = f"error sending to it: {e!r}"
+        self._forget(connection)
+        self.stats["dropped"] += 1
+        logger.log(level, "Dropped WebSocket client %s: %s", connection.label, reason)
+        await self._close_quietly(connection.websocket)
+
+    def _forget(self, connection: WebSocketConnection) -> None:
+        if self.connections.get(connection.websocket) is connection:
+            del self.connections[connection.websocket]
+
+    async def _close_quietly(self, websocket: WebSocket) -> None:
+        """Tell a dropped client so; it may be gone or stuck, which is fine."""
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await websocket.close(code=CLOSE_DROPPED)
+        except Exception as e:
+            logger.debug("Closing a dropped WebSocket client failed: %r", e)
+
+    def _stop_senders(self) -> None:
+        for connection in self.connections.values():
+            if connection.sender is not None:
+                connection.sender.cancel()
+            connection.sender = None
+            connection.outbox = None
+
+
+websocket_manager = WebSocketManager()

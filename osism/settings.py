@@ -1,0 +1,35 @@
+"""Settings of osism events, read from the environment when asked for.
+
+Every call to :func:`get_settings` reads the environment anew, so a process
+(or a test using ``monkeypatch.setenv``) sees a changed variable without
+re-importing anything. Variable names are the field names in upper case.
+"""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class Settings(BaseSettings):
+    redis_host: str = Field(default="redis", description="Redis host (REDIS_HOST)")
+    redis_port: int = Field(default=6379, description="Redis port (REDIS_PORT)")
+    redis_db: int = Field(default=0, description="Redis database (REDIS_DB)")
+    websocket_send_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds one WebSocket send may take before the client is dropped "
+            "(WEBSOCKET_SEND_TIMEOUT)"
+        ),
+    )
+    websocket_max_pending: int = Field(
+        default=10_000,
+        gt=0,
+        description=(
+            "Frames that may wait for one client before it counts as too slow "
+            "and is dropped (WEBSOCKET_MAX_PENDING)"
+        ),
+    )
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,9 @@
+import pytest
+
+pytest_plugins = ["pytester", "tests.plugins.time_limit"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # The WebSocket manager is built on asyncio primitives.
+    return "asyncio"

@@ -1,0 +1,65 @@
+import logging
+from typing import Callable, List, Tuple
+from unittest.mock import AsyncMock, MagicMock
+
+import pytest
+
+from osism.services.event_bridge import EventBridge
+from osism.services.websocket_manager import WebSocketManager
+
+LogRecordTuple = Tuple[str, int, str]
+
+
+@pytest.fixture
+def make_websocket() -> Callable[[], MagicMock]:
+    """Factory of fake FastAPI WebSockets whose awaited methods are AsyncMocks."""
+
+    def make() -> MagicMock:
+        websocket = MagicMock()
+        websocket.accept = AsyncMock()
+        websocket.send_text = AsyncMock()
+        websocket.close = AsyncMock()
+        return websocket
+
+    return make
+
+
+@pytest.fixture
+def manager() -> WebSocketManager:
+    return WebSocketManager(send_timeout=5.0, max_pending=100)
+
+
+@pytest.fixture
+def redis_cls(mocker) -> MagicMock:
+    """redis.Redis as the event bridge sees it; ping() succeeds."""
+    return mocker.patch("osism.services.event_bridge.redis.Redis")
+
+
+@pytest.fixture
+def redis_client(redis_cls) -> MagicMock:
+    return redis_cls.return_value
+
+
+@pytest.fixture
+def bridge(redis_cls) -> EventBridge:
+    """A fresh bridge connected to a mocked Redis."""
+    return EventBridge()
+
+
+@pytest.fixture
+def offline_bridge(redis_cls) -> EventBridge:
+    """A fresh bridge whose Redis did not answer: it uses the local queue."""
+    redis_cls.return_value.ping.side_effect = ConnectionError("refused")
+    return EventBridge()
+
+
+@pytest.fixture
+def bridge_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
+    caplog.set_level(logging.DEBUG, logger="osism.event_bridge")
+    return lambda: [r for r in caplog.record_tuples if r[0] == "osism.event_bridge"]
+
+
+@pytest.fixture
+def websocket_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
+    caplog.set_level(logging.DEBUG, logger="osism.websocket")
+    return lambda: [r for r in caplog.record_tuples if r[0] == "osism.websocket"]

@@ -1,0 +1,875 @@
+"""Unit tests of osism.services.websocket_manager."""
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+from unittest.mock import MagicMock
+
+import anyio
+import pytest
+from fastapi import WebSocketDisconnect
+
+from osism.services.websocket_manager import (
+    CLOSE_DROPPED,
+    EventMessage,
+    WebSocketConnection,
+    WebSocketManager,
+)
+from tests.waiting import wait_until
+
+WS = "osism.websocket"
+
+
+def queued_events(manager):
+    events = []
+    while not manager.event_queue.empty():
+        events.append(manager.event_queue.get_nowait())
+    return events
+
+
+def connection_with(**filters):
+    connection = WebSocketConnection(MagicMock())
+    for name, values in filters.items():
+        setattr(connection, name, values)
+    return connection
+
+
+def event(event_type="baremetal.node.power_set.end", node_name=None):
+    return EventMessage(event_type, "openstack", {}, node_name)
+
+
+class TestEventMessage:
+    def test_constructor_sets_the_given_fields(self):
+        message = EventMessage("compute.instance.update", "openstack", {"a": 1}, "n1")
+
+        assert message.event_type == "compute.instance.update"
+        assert message.source == "openstack"
+        assert message.data == {"a": 1}
+        assert message.node_name == "n1"
+
+    def test_node_name_defaults_to_none(self):
+        assert EventMessage("x", "osism", {}).node_name is None
+
+    def test_id_is_a_uuid4_string(self):
+        message = EventMessage("x", "osism", {})
+
+        assert str(uuid.UUID(message.id, version=4)) == message.id
+        assert uuid.UUID(message.id).version == 4
+
+    def test_two_messages_get_different_ids(self):
+        assert EventMessage("x", "osism", {}).id != EventMessage("x", "osism", {}).id
+
+    def test_timestamp_is_iso_8601_utc_with_z_suffix(self):
+        before = datetime.now(timezone.utc).replace(tzinfo=None)
+        message = EventMessage("x", "osism", {})
+
+        assert message.timestamp.endswith("Z")
+        stamp = datetime.fromisoformat(message.timestamp[:-1])
+        assert stamp.tzinfo is None
+        assert before <= stamp <= before + timedelta(minutes=1)
+
+    def test_to_dict_returns_exactly_the_event_keys(self):
+        message = EventMessage("x.y", "openstack", {"k": "v"}, "node1")
+
+        assert message.to_dict() == {
+            "id": message.id,
+            "timestamp": message.timestamp,
+            "event_type": "x.y",
+            "source": "openstack",
+            "node_name": "node1",
+            "data": {"k": "v"},
+        }
+
+    def test_to_json_round_trips_to_to_dict(self):
+        message = EventMessage("x.y", "openstack", {"k": [1, 2]}, None)
+
+        assert json.loads(message.to_json()) == message.to_dict()
+
+
+class TestMatchesFilters:
+    def test_no_filters_match_any_event(self):
+        assert connection_with().matches_filters(event("anything", None))
+
+    def test_event_filter_matches_only_listed_event_types(self):
+        connection = connection_with(event_filters=["baremetal.node.power_set"])
+
+        assert connection.matches_filters(event("baremetal.node.power_set"))
+        assert not connection.matches_filters(event("baremetal.node.create"))
+
+    def test_node_filter_matches_only_listed_nodes(self):
+        connection = connection_with(node_filters=["node1"])
+
+        assert connection.matches_filters(event(node_name="node1"))
+        assert not connection.matches_filters(event(node_name="other"))
+
+    def test_node_filter_never_matches_an_event_without_node(self):
+        assert not connection_with(node_filters=["node1"]).matches_filters(event())
+
+    def test_service_filter_matches_the_first_segment_of_the_event_type(self):
+        connection = connection_with(service_filters=["baremetal"])
+
+        assert connection.matches_filters(event("baremetal.node.power_set"))
+        assert not connection.matches_filters(event("compute.instance.update"))
+
+    def test_empty_event_type_belongs_to_service_unknown(self):
+        assert connection_with(service_filters=["unknown"]).matches_filters(event(""))
+        assert not connection_with(service_filters=["baremetal"]).matches_filters(
+            event("")
+        )
+
+    def test_combined_filters_must_all_match(self):
+        connection = connection_with(
+            event_filters=["baremetal.node.power_set"], node_filters=["node1"]
+        )
+
+        assert connection.matches_filters(event("baremetal.node.power_set", "node1"))
+        assert not connection.matches_filters(event("baremetal.node.power_set", "n2"))
+        assert not connection.matches_filters(event("baremetal.node.create", "node1"))
+
+    def test_service_filter_is_combined_with_node_filter(self):
+        connection = connection_with(service_filters=["compute"], node_filters=["n1"])
+
+        assert connection.matches_filters(event("compute.instance.update", "n1"))
+        assert not connection.matches_filters(event("baremetal.node.update", "n1"))
+
+    def test_connection_starts_without_filters_outbox_or_sender(self):
+        websocket = MagicMock()
+        websocket.client.host = "10.0.0.5"
+        websocket.client.port = 41000
+
+        connection = WebSocketConnection(websocket)
+
+        assert connection.websocket is websocket
+        assert connection.event_filters == []
+        assert connection.node_filters == []
+        assert connection.service_filters == []
+        assert connection.outbox is None
+        assert connection.sender is None
+        assert connection.label == "10.0.0.5:41000"
+
+    def test_a_websocket_without_client_address_is_labelled_unknown(self):
+        assert WebSocketConnection(object()).label == "unknown client"  # type: ignore
+
+
+@pytest.mark.anyio
+class TestConnectAndDisconnect:
+    @pytest.fixture
+    def create_task(self, mocker):
+        """asyncio.create_task as the manager sees it; the task never finishes."""
+        create_task = mocker.patch(
+            "osism.services.websocket_manager.asyncio.create_task"
+        )
+        create_task.return_value.done.return_value = False
+
+        def close_coroutine(coroutine):
+            coroutine.close()
+            return create_task.return_value
+
+        create_task.side_effect = close_coroutine
+        return create_task
+
+    async def test_connect_accepts_and_registers_the_websocket(
+        self, manager, make_websocket, create_task, websocket_logs
+    ):
+        websocket = make_websocket()
+        websocket.client.host = "192.0.2.1"
+        websocket.client.port = 5000
+
+        await manager.connect(websocket)
+
+        websocket.accept.assert_awaited_once_with()
+        assert isinstance(manager.connections[websocket], WebSocketConnection)
+        assert manager.connections[websocket].websocket is websocket
+        assert websocket_logs() == [
+            (
+                WS,
+                logging.INFO,
+                "WebSocket client 192.0.2.1:5000 connected (1 connected)",
+            )
+        ]
+
+    async def test_connect_records_the_running_loop(
+        self, manager, make_websocket, create_task
+    ):
+        await manager.connect(make_websocket())
+
+        assert manager.loop is asyncio.get_running_loop()
+
+    async def test_first_connect_starts_the_broadcaster_once(
+        self, manager, make_websocket, create_task
+    ):
+        await manager.connect(make_websocket())
+        await manager.connect(make_websocket())
+
+        create_task.assert_called_once()
+        assert len(manager.connections) == 2
+
+    async def test_connect_restarts_a_broadcaster_that_finished(
+        self, manager, make_websocket, create_task
+    ):
+        await manager.connect(make_websocket())
+        create_task.return_value.done.return_value = True
+        await manager.connect(make_websocket())
+
+        assert create_task.call_count == 2
+
+    async def test_disconnect_removes_the_connection(
+        self, manager, make_websocket, create_task, websocket_logs
+    ):
+        first, second = make_websocket(), make_websocket()
+        first.client.host, first.client.port = "h", 1
+        await manager.connect(first)
+        await manager.connect(second)
+
+        await manager.disconnect(first)
+
+        assert list(manager.connections) == [second]
+        assert websocket_logs()[-1] == (
+            WS,
+            logging.INFO,
+            "WebSocket client h:1 disconnected (1 connected)",
+        )
+
+    async def test_disconnect_cancels_the_clients_sender(
+        self, manager, make_websocket, create_task
+    ):
+        websocket = make_websocket()
+        await manager.connect(websocket)
+        sender = MagicMock()
+        manager.connections[websocket].sender = sender
+
+        await manager.disconnect(websocket)
+
+        sender.cancel.assert_called_once_with()
+
+    async def test_disconnecting_an_unknown_websocket_is_a_no_op(
+        self, manager, make_websocket, websocket_logs
+    ):
+        await manager.disconnect(make_websocket())
+
+        assert manager.connections == {}
+        assert websocket_logs() == []
+
+
+@pytest.mark.anyio
+class TestUpdateFilters:
+    @pytest.fixture
+    def websocket(self, manager, make_websocket):
+        websocket = make_websocket()
+        websocket.client.host, websocket.client.port = "h", 2
+        manager.connections[websocket] = WebSocketConnection(websocket)
+        return websocket
+
+    async def test_sets_all_three_filter_lists(
+        self, manager, websocket, websocket_logs
+    ):
+        await manager.update_filters(websocket, ["e.x"], ["n1"], ["compute"])
+
+        connection = manager.connections[websocket]
+        assert connection.event_filters == ["e.x"]
+        assert connection.node_filters == ["n1"]
+        assert connection.service_filters == ["compute"]
+        assert websocket_logs() == [
+            (
+                WS,
+                logging.INFO,
+                "WebSocket client h:2 filters: events=['e.x'] nodes=['n1'] "
+                "services=['compute']",
+            )
+        ]
+
+    async def test_arguments_left_as_none_keep_the_existing_lists(
+        self, manager, websocket
+    ):
+        await manager.update_filters(websocket, ["e.x"], ["n1"], ["compute"])
+
+        await manager.update_filters(websocket, node_filters=["n2"])
+
+        connection = manager.connections[websocket]
+        assert connection.event_filters == ["e.x"]
+        assert connection.node_filters == ["n2"]
+        assert connection.service_filters == ["compute"]
+
+    async def test_each_list_can_be_updated_alone(self, manager, websocket):
+        await manager.update_filters(websocket, event_filters=["e.x"])
+        await manager.update_filters(websocket, service_filters=["image"])
+
+        connection = manager.connections[websocket]
+        assert connection.event_filters == ["e.x"]
+        assert connection.node_filters == []
+        assert connection.service_filters == ["image"]
+
+    async def test_an_empty_list_clears_a_filter(self, manager, websocket):
+        await manager.update_filters(websocket, ["e.x"], ["n1"], ["compute"])
+
+        await manager.update_filters(websocket, [], [], [])
+
+        connection = manager.connections[websocket]
+        assert connection.event_filters == []
+        assert connection.node_filters == []
+        assert connection.service_filters == []
+
+    async def test_a_string_filter_is_one_value_and_never_matches_by_substring(
+        self, manager, websocket
+    ):
+        await manager.update_filters(
+            websocket, event_filters="a.b", node_filters="node10", service_filters="x"
+        )
+
+        connection = manager.connections[websocket]
+        assert connection.event_filters == ["a.b"]
+        assert connection.service_filters == ["x"]
+        assert connection.node_filters == ["node10"]
+        assert not connection.matches_filters(event("a.b", "node1"))
+
+    async def test_filters_are_copied_from_the_callers_list(self, manager, websocket):
+        nodes = ["n1"]
+        await manager.update_filters(websocket, node_filters=nodes)
+        nodes.append("n2")
+
+        assert manager.connections[websocket].node_filters == ["n1"]
+
+    async def test_unknown_websocket_is_a_silent_no_op(
+        self, manager, make_websocket, websocket_logs
+    ):
+        await manager.update_filters(make_websocket(), ["e.x"])
+
+        assert manager.connections == {}
+        assert websocket_logs() == []
+
+
+@pytest.mark.anyio
+class TestAddEventAndHeartbeat:
+    async def test_add_event_puts_the_event_on_the_queue(self, manager):
+        message = event()
+
+        await manager.add_event(message)
+
+        assert manager.event_queue.qsize() == 1
+        assert manager.event_queue.get_nowait() is message
+
+    async def test_heartbeat_without_connections_queues_nothing(self, manager):
+        await manager.send_heartbeat()
+
+        assert manager.event_queue.empty()
+
+    async def test_heartbeat_with_a_connection_queues_a_ping(
+        self, manager, make_websocket
+    ):
+        websocket = make_websocket()
+        manager.connections[websocket] = WebSocketConnection(websocket)
+
+        await manager.send_heartbeat()
+
+        [heartbeat] = queued_events(manager)
+        assert heartbeat.event_type == "heartbeat"
+        assert heartbeat.source == "osism"
+        assert heartbeat.data == {"message": "ping"}
+        assert heartbeat.node_name is None
+
+
+@pytest.mark.anyio
+class TestBroadcastEventFromNotification:
+    async def notify(self, manager, event_type, payload):
+        await manager.broadcast_event_from_notification(event_type, payload)
+        [queued] = queued_events(manager)
+        return queued
+
+    async def test_baremetal_takes_node_name_and_resource_id_from_ironic_object(
+        self, manager
+    ):
+        payload = {"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}
+
+        queued = await self.notify(manager, "baremetal.node.power_set.end", payload)
+
+        assert queued.node_name == "node1"
+        assert queued.data["resource_id"] == "abc-123"
+        assert queued.data["service_type"] == "baremetal"
+
+    @pytest.mark.parametrize("event_type", ["compute.instance.update", "nova.x"])
+    async def test_compute_prefers_host_over_name(self, manager, event_type):
+        payload = {"nova_object.data": {"host": "h1", "name": "vm", "uuid": "u1"}}
+
+        queued = await self.notify(manager, event_type, payload)
+
+        assert queued.node_name == "h1"
+        assert queued.data["resource_id"] == "u1"
+
+    async def test_compute_falls_back_to_name_without_host(self, manager):
+        payload = {"nova_object.data": {"name": "vm", "uuid": "u1"}}
+
+        queued = await self.notify(manager, "compute.instance.update", payload)
+
+        assert queued.node_name == "vm"
+
+    @pytest.mark.parametrize("event_type", ["network.port.create", "neutron.port.x"])
+    async def test_network_takes_id_and_name(self, manager, event_type):
+        payload = {"neutron_object.data": {"id": "p1", "uuid": "u", "name": "port"}}
+
+        queued = await self.notify(manager, event_type, payload)
+
+        assert queued.data["resource_id"] == "p1"
+        assert queued.node_name == "port"
+
+    async def test_network_falls_back_to_uuid_and_device_id(self, manager):
+        payload = {"neutron_object.data": {"uuid": "u2", "device_id": "d1"}}
+
+        queued = await self.notify(manager, "network.port.update", payload)
+
+        assert queued.data["resource_id"] == "u2"
+        assert queued.node_name == "d1"
+
+    async def test_volume_takes_id_and_name(self, manager):
+        payload = {"cinder_object.data": {"id": "v1", "name": "vol", "uuid": "u"}}
+
+        queued = await self.notify(manager, "volume.create.end", payload)
+
+        assert (queued.data["resource_id"], queued.node_name) == ("v1", "vol")
+
+    async def test_volume_falls_back_to_uuid_and_display_name(self, manager):
+        payload = {"cinder_object.data": {"uuid": "u3", "display_name": "disp"}}
+
+        queued = await self.notify(manager, "volume.create.end", payload)
+
+        assert (queued.data["resource_id"], queued.node_name) == ("u3", "disp")
+
+    @pytest.mark.parametrize(
+        "event_type, key",
+        [
+            ("image.create", "glance_object.data"),
+            ("identity.x", "keystone_object.data"),
+        ],
+    )
+    async def test_image_and_identity_take_id_and_name(self, manager, event_type, key):
+        queued = await self.notify(manager, event_type, {key: {"id": "i", "name": "n"}})
+
+        assert (queued.data["resource_id"], queued.node_name) == ("i", "n")
+
+    async def test_known_service_without_its_object_key_still_queues_the_event(
+        self, manager
+    ):
+        queued = await self.notify(manager, "baremetal.node.update", {"other": 1})
+
+        assert queued.node_name is None
+        assert queued.data == {
+            "other": 1,
+            "service_type": "baremetal",
+            "resource_id": None,
+        }
+
+    async def test_unknown_service_is_queued_without_extraction(self, manager):
+        queued = await self.notify(manager, "foo.bar", {"name": "x", "uuid": "y"})
+
+        assert queued.node_name is None
+        assert queued.data["service_type"] == "foo"
+        assert queued.data["resource_id"] is None
+
+    async def test_empty_event_type_is_service_unknown(self, manager):
+        queued = await self.notify(manager, "", {})
+
+        assert queued.data["service_type"] == "unknown"
+        assert queued.event_type == ""
+
+    async def test_queued_event_copies_the_payload_and_adds_subject(self, manager):
+        payload = {"ironic_object.data": {"name": "n1", "uuid": "u1"}, "extra": 1}
+
+        queued = await self.notify(manager, "baremetal.node.create.end", payload)
+
+        assert queued.source == "openstack"
+        assert queued.event_type == "baremetal.node.create.end"
+        assert queued.data == {
+            "ironic_object.data": {"name": "n1", "uuid": "u1"},
+            "extra": 1,
+            "service_type": "baremetal",
+            "resource_id": "u1",
+        }
+        assert payload == {
+            "ironic_object.data": {"name": "n1", "uuid": "u1"},
+            "extra": 1,
+        }
+
+    async def test_a_payload_that_is_not_an_object_is_logged_and_not_queued(
+        self, manager, websocket_logs
+    ):
+        await manager.broadcast_event_from_notification("baremetal.x", ["a", "b"])
+
+        assert manager.event_queue.empty()
+        assert manager.stats["invalid"] == 1
+        assert websocket_logs() == [
+            (
+                WS,
+                logging.ERROR,
+                "Error processing notification 'baremetal.x': "
+                "payload must be an object, not list",
+            )
+        ]
+
+    async def test_an_event_type_that_is_not_a_string_is_logged_and_not_queued(
+        self, manager, websocket_logs
+    ):
+        await manager.broadcast_event_from_notification(42, {})
+
+        assert manager.event_queue.empty()
+        assert websocket_logs() == [
+            (
+                WS,
+                logging.ERROR,
+                "Error processing notification 42: "
+                "'int' object has no attribute 'split'",
+            )
+        ]
+
+    def test_enqueue_notification_works_without_a_running_loop(self, manager):
+        manager.enqueue_notification("image.update", {"glance_object.data": {}})
+
+        [queued] = queued_events(manager)
+        assert queued.data["service_type"] == "image"
+
+
+@pytest.fixture
+async def broadcaster(manager):
+    """The manager's broadcaster running as a task, cancelled after the test."""
+    task = asyncio.create_task(manager._broadcast_events())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with anyio.fail_after(5):
+            await task
+
+
+async def hang_forever(frame):
+    await asyncio.Event().wait()
+
+
+def connect_fake(manager, websocket, **filters):
+    connection = WebSocketConnection(websocket)
+    for name, values in filters.items():
+        setattr(connection, name, values)
+    manager.connections[websocket] = connection
+    return connection
+
+
+@pytest.mark.anyio
+class TestBroadcaster:
+    async def test_an_event_matching_the_filters_is_sent_once_as_json(
+        self, manager, make_websocket, broadcaster
+    ):
+        websocket = make_websocket()
+        connect_fake(manager, websocket)
+        message = event()
+
+        with anyio.fail_after(5):
+            await manager.add_event(message)
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+
+        websocket.send_text.assert_awaited_once_with(message.to_json())
+
+    async def test_the_broadcaster_records_its_loop(self, manager, broadcaster):
+        with anyio.fail_after(5):
+            await wait_until(lambda: manager.loop is asyncio.get_running_loop())
+
+    async def test_an_event_not_matching_is_sent_only_to_matching_clients(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        other, matching = make_websocket(), make_websocket()
+        connect_fake(manager, other, service_filters=["compute"])
+        connect_fake(manager, matching, service_filters=["baremetal"])
+        message = event("baremetal.node.update")
+
+        with anyio.fail_after(5):
+            await manager.add_event(message)
+            await wait_until(lambda: matching.send_text.await_count == 1)
+
+        other.send_text.assert_not_awaited()
+        assert manager.stats["broadcast"] == 1
+        assert (
+            WS,
+            logging.DEBUG,
+            "Event baremetal.node.update sent to 1 of 2 clients",
+        ) in websocket_logs()
+
+    async def test_events_reach_each_client_in_order(
+        self, manager, make_websocket, broadcaster
+    ):
+        websocket = make_websocket()
+        connect_fake(manager, websocket)
+        messages = [event(f"svc.e{i}") for i in range(20)]
+
+        with anyio.fail_after(5):
+            for message in messages:
+                await manager.add_event(message)
+            await wait_until(lambda: websocket.send_text.await_count == 20)
+
+        sent = [call.args[0] for call in websocket.send_text.await_args_list]
+        assert sent == [m.to_json() for m in messages]
+        assert manager.stats["received"] == 20
+        assert manager.stats["broadcast"] == 20
+
+    async def test_a_client_that_disconnected_is_removed(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        websocket = make_websocket()
+        websocket.client.host, websocket.client.port = "gone", 9
+        websocket.send_text.side_effect = WebSocketDisconnect()
+        connect_fake(manager, websocket)
+
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: websocket not in manager.connections)
+
+        assert (WS, logging.INFO, "WebSocket client gone:9 went away") in (
+            websocket_logs()
+        )
+        assert manager.stats["dropped"] == 0
+        websocket.close.assert_not_awaited()
+
+    async def test_a_client_whose_send_fails_is_logged_closed_and_removed(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        failing, healthy = make_websocket(), make_websocket()
+        failing.client.host, failing.client.port = "bad", 1
+        failing.send_text.side_effect = RuntimeError("broken pipe")
+        connect_fake(manager, failing)
+        connect_fake(manager, healthy)
+
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: failing.close.await_count == 1)
+            await manager.add_event(event())
+            await wait_until(lambda: healthy.send_text.await_count == 2)
+
+        assert list(manager.connections) == [healthy]
+        failing.close.assert_awaited_once_with(code=CLOSE_DROPPED)
+        assert CLOSE_DROPPED == 1011
+        assert manager.stats["dropped"] == 1
+        assert (
+            WS,
+            logging.ERROR,
+            "Dropped WebSocket client bad:1: error sending to it: "
+            "RuntimeError('broken pipe')",
+        ) in websocket_logs()
+
+    async def test_a_failing_old_sender_leaves_a_newer_registration_alone(
+        self, manager, make_websocket, broadcaster
+    ):
+        websocket = make_websocket()
+        release = asyncio.Event()
+
+        async def fail_when_released(frame):
+            await release.wait()
+            raise RuntimeError("old socket")
+
+        websocket.send_text.side_effect = fail_when_released
+        connect_fake(manager, websocket)
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+            newer = connect_fake(manager, websocket)
+            release.set()
+            await wait_until(lambda: websocket.close.await_count == 1)
+
+        assert manager.connections[websocket] is newer
+
+    async def test_a_close_that_fails_is_only_logged_at_debug(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        websocket = make_websocket()
+        websocket.send_text.side_effect = RuntimeError("x")
+        websocket.close.side_effect = RuntimeError("already closed")
+        connect_fake(manager, websocket)
+
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: websocket.close.await_count == 1)
+            await wait_until(
+                lambda: (
+                    WS,
+                    logging.DEBUG,
+                    "Closing a dropped WebSocket client failed: "
+                    "RuntimeError('already closed')",
+                )
+                in websocket_logs()
+            )
+
+    async def test_a_client_whose_send_hangs_is_dropped_and_others_go_on(
+        self, make_websocket, websocket_logs
+    ):
+        manager = WebSocketManager(send_timeout=0.05, max_pending=100)
+        stuck, healthy = make_websocket(), make_websocket()
+        stuck.client.host, stuck.client.port = "slow", 3
+        stuck.send_text.side_effect = hang_forever
+        connect_fake(manager, stuck)
+        connect_fake(manager, healthy)
+        task = asyncio.create_task(manager._broadcast_events())
+        try:
+            with anyio.fail_after(5):
+                for _ in range(3):
+                    await manager.add_event(event())
+                await wait_until(lambda: healthy.send_text.await_count == 3)
+                assert stuck in manager.connections
+                await wait_until(lambda: stuck not in manager.connections)
+        finally:
+            task.cancel()
+            await task
+
+        assert manager.stats["dropped"] == 1
+        assert (
+            WS,
+            logging.WARNING,
+            "Dropped WebSocket client slow:3: a send took longer than 0.05 s",
+        ) in websocket_logs()
+        stuck.close.assert_awaited_once_with(code=CLOSE_DROPPED)
+
+    async def test_a_client_that_falls_behind_the_pending_bound_is_dropped(
+        self, make_websocket, websocket_logs
+    ):
+        manager = WebSocketManager(send_timeout=5.0, max_pending=2)
+        lagging = make_websocket()
+        lagging.client.host, lagging.client.port = "lag", 4
+        release = asyncio.Event()
+
+        async def wait_for_release(frame):
+            await release.wait()
+
+        lagging.send_text.side_effect = wait_for_release
+        connect_fake(manager, lagging)
+        task = asyncio.create_task(manager._broadcast_events())
+        try:
+            with anyio.fail_after(5):
+                await manager.add_event(event())
+                await wait_until(lambda: lagging.send_text.await_count == 1)
+                for _ in range(3):
+                    await manager.add_event(event())
+                await wait_until(lambda: manager.event_queue.empty())
+                await wait_until(lambda: manager.stats["received"] == 4)
+                release.set()
+                await wait_until(lambda: lagging not in manager.connections)
+        finally:
+            task.cancel()
+            await task
+
+        assert lagging.send_text.await_count == 1
+        assert (
+            WS,
+            logging.WARNING,
+            "Dropped WebSocket client lag:4: it fell behind: "
+            "more than 2 frames were pending",
+        ) in websocket_logs()
+
+    async def test_an_event_without_connections_is_consumed_and_the_loop_goes_on(
+        self, manager, make_websocket, broadcaster
+    ):
+        with anyio.fail_after(5):
+            await manager.add_event(event("first"))
+            await wait_until(lambda: manager.stats["received"] == 1)
+            assert manager.event_queue.empty()
+            websocket = make_websocket()
+            connect_fake(manager, websocket)
+            second = event("second")
+            await manager.add_event(second)
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+
+        websocket.send_text.assert_awaited_once_with(second.to_json())
+
+    async def test_an_error_in_the_loop_is_logged_and_the_loop_goes_on(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        websocket = make_websocket()
+        connection = connect_fake(manager, websocket)
+        connection.matches_filters = MagicMock(side_effect=[ValueError("bad"), True])
+
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await manager.add_event(event())
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+
+        assert (
+            WS,
+            logging.ERROR,
+            "Error in event broadcaster: bad",
+        ) in websocket_logs()
+
+    async def test_cancelling_ends_the_loop_without_raising(
+        self, manager, websocket_logs
+    ):
+        task = asyncio.create_task(manager._broadcast_events())
+        with anyio.fail_after(5):
+            await wait_until(lambda: manager.loop is not None)
+            task.cancel()
+            await task
+
+        assert task.done() and not task.cancelled()
+        assert websocket_logs() == [
+            (WS, logging.INFO, "Event broadcaster started"),
+            (WS, logging.INFO, "Event broadcaster cancelled"),
+        ]
+
+    async def test_cancelling_stops_every_senders_task(self, manager, make_websocket):
+        websocket = make_websocket()
+        connection = connect_fake(manager, websocket)
+        idle = connect_fake(manager, make_websocket(), event_filters=["other"])
+        task = asyncio.create_task(manager._broadcast_events())
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+            sender = connection.sender
+            task.cancel()
+            await task
+            await wait_until(lambda: sender.done())
+
+        assert sender.cancelled()
+        assert connection.sender is None
+        assert connection.outbox is None
+        assert idle.sender is None
+
+
+@pytest.mark.anyio
+class TestStartAndStop:
+    async def test_start_records_the_loop_and_runs_the_broadcaster(
+        self, manager, make_websocket
+    ):
+        websocket = make_websocket()
+        connect_fake(manager, websocket)
+
+        await manager.start()
+        try:
+            assert manager.loop is asyncio.get_running_loop()
+            with anyio.fail_after(5):
+                await manager.add_event(event())
+                await wait_until(lambda: websocket.send_text.await_count == 1)
+        finally:
+            await manager.stop()
+
+    async def test_start_twice_keeps_one_broadcaster(self, manager):
+        await manager.start()
+        first = manager._broadcaster_task
+        await manager.start()
+        try:
+            assert manager._broadcaster_task is first
+        finally:
+            await manager.stop()
+
+    async def test_stop_ends_the_broadcaster_and_the_senders(
+        self, manager, make_websocket
+    ):
+        websocket = make_websocket()
+        connection = connect_fake(manager, websocket)
+        await manager.start()
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+            sender = connection.sender
+            broadcaster = manager._broadcaster_task
+
+            await manager.stop()
+
+        assert broadcaster.done()
+        assert sender.done()
+
+    async def test_stop_without_start_does_nothing(self, manager):
+        await manager.stop()
+
+        assert manager._broadcaster_task is None
