@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from fastapi import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from osism.services.client_outbox import ClientOutbox, OutboxFull
 from osism.services.notifications import service_of, subject_of
@@ -120,15 +120,16 @@ class WebSocketManager:
         send_timeout: Optional[float] = None,
         max_pending: Optional[int] = None,
     ) -> None:
-        settings = get_settings()
+        if send_timeout is None or max_pending is None:
+            settings = get_settings()
+            if send_timeout is None:
+                send_timeout = settings.websocket_send_timeout
+            if max_pending is None:
+                max_pending = settings.websocket_max_pending
         self.connections: Dict[WebSocket, WebSocketConnection] = {}
         self.event_queue: "asyncio.Queue[EventMessage]" = asyncio.Queue()
-        self.send_timeout = (
-            settings.websocket_send_timeout if send_timeout is None else send_timeout
-        )
-        self.max_pending = (
-            settings.websocket_max_pending if max_pending is None else max_pending
-        )
+        self.send_timeout: float = send_timeout
+        self.max_pending: int = max_pending
         # The loop the broadcaster runs on; other threads hand events over
         # to it with call_soon_threadsafe (see the event bridge).
         self.loop: Optional[asyncio.AbstractEventLoop] = None

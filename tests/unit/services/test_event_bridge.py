@@ -644,16 +644,17 @@ class TestRedisSubscriberLoop:
         self, bridge, pubsub, process, bridge_logs
     ):
         bridge._websocket_manager = MagicMock()
-        process.side_effect = [RuntimeError("boom"), None]
-        feed(bridge, pubsub, redis_message(MESSAGE), redis_message(MESSAGE))
+        process.side_effect = [RuntimeError("boom"), RuntimeError("boom"), None]
+        feed(bridge, pubsub, *[redis_message(MESSAGE)] * 3)
 
         bridge._redis_subscriber_loop()
 
-        assert process.call_args_list == [call(EVENT)] * 2
+        assert process.call_args_list == [call(EVENT)] * 3
         bridge._init_redis.assert_not_called()
-        assert bridge.stats == Counter(dropped=1)
+        assert bridge.stats == Counter(dropped=2)
         assert bridge_logs() == [
             SUBSCRIBED,
+            error("Error processing Redis event: boom"),
             error("Error processing Redis event: boom"),
             SUBSCRIBER_STOPPED,
         ]
@@ -812,11 +813,13 @@ class TestProcessSingleEvent:
         self, bridge, bridge_logs
     ):
         bridge._process_single_event(EVENT)
+        bridge._process_single_event(EVENT)
 
-        assert bridge.stats["dropped"] == 1
-        assert bridge_logs() == [
-            warning("No WebSocket manager available, dropping event")
-        ]
+        assert bridge.stats["dropped"] == 2
+        assert (
+            bridge_logs()
+            == [warning("No WebSocket manager available, dropping event")] * 2
+        )
 
     def test_with_a_manager_loop_the_event_is_scheduled_onto_that_loop(
         self, bridge, bridge_logs

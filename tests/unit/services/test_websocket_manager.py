@@ -9,7 +9,7 @@ from unittest.mock import MagicMock
 
 import anyio
 import pytest
-from fastapi import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect
 
 from osism.services.websocket_manager import (
     CLOSE_DROPPED,
@@ -151,6 +151,39 @@ class TestMatchesFilters:
 
     def test_a_websocket_without_client_address_is_labelled_unknown(self):
         assert WebSocketConnection(object()).label == "unknown client"  # type: ignore
+
+
+class TestManagerSettings:
+    def test_bounds_default_to_the_settings(self, monkeypatch):
+        monkeypatch.setenv("WEBSOCKET_SEND_TIMEOUT", "2.5")
+        monkeypatch.setenv("WEBSOCKET_MAX_PENDING", "42")
+
+        manager = WebSocketManager()
+
+        assert (manager.send_timeout, manager.max_pending) == (2.5, 42)
+
+    def test_defaults_without_environment(self, monkeypatch):
+        monkeypatch.delenv("WEBSOCKET_SEND_TIMEOUT", raising=False)
+        monkeypatch.delenv("WEBSOCKET_MAX_PENDING", raising=False)
+
+        manager = WebSocketManager()
+
+        assert (manager.send_timeout, manager.max_pending) == (5.0, 10_000)
+
+    def test_one_argument_takes_the_other_bound_from_the_settings(self, monkeypatch):
+        monkeypatch.setenv("WEBSOCKET_SEND_TIMEOUT", "2.5")
+        monkeypatch.setenv("WEBSOCKET_MAX_PENDING", "42")
+
+        assert WebSocketManager(send_timeout=0.5).max_pending == 42
+        assert WebSocketManager(max_pending=7).send_timeout == 2.5
+
+    def test_arguments_override_the_settings(self, monkeypatch):
+        monkeypatch.setenv("WEBSOCKET_SEND_TIMEOUT", "2.5")
+        monkeypatch.setenv("WEBSOCKET_MAX_PENDING", "42")
+
+        manager = WebSocketManager(send_timeout=0.5, max_pending=7)
+
+        assert (manager.send_timeout, manager.max_pending) == (0.5, 7)
 
 
 @pytest.mark.anyio
@@ -494,17 +527,22 @@ class TestBroadcastEventFromNotification:
         self, manager, websocket_logs
     ):
         await manager.broadcast_event_from_notification("baremetal.x", ["a", "b"])
+        await manager.broadcast_event_from_notification("baremetal.x", ["a", "b"])
 
         assert manager.event_queue.empty()
-        assert manager.stats["invalid"] == 1
-        assert websocket_logs() == [
-            (
-                WS,
-                logging.ERROR,
-                "Error processing notification 'baremetal.x': "
-                "payload must be an object, not list",
-            )
-        ]
+        assert manager.stats["invalid"] == 2
+        assert (
+            websocket_logs()
+            == [
+                (
+                    WS,
+                    logging.ERROR,
+                    "Error processing notification 'baremetal.x': "
+                    "payload must be an object, not list",
+                )
+            ]
+            * 2
+        )
 
     async def test_an_event_type_that_is_not_a_string_is_logged_and_not_queued(
         self, manager, websocket_logs
@@ -540,7 +578,7 @@ async def broadcaster(manager):
             await task
 
 
-async def hang_forever(frame):
+async def hang_forever(*args, **kwargs):
     await asyncio.Event().wait()
 
 
@@ -589,6 +627,24 @@ class TestBroadcaster:
             WS,
             logging.DEBUG,
             "Event baremetal.node.update sent to 1 of 2 clients",
+        ) in websocket_logs()
+
+    async def test_the_log_counts_every_client_an_event_was_sent_to(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        clients = [make_websocket() for _ in range(3)]
+        for websocket in clients:
+            connect_fake(manager, websocket)
+
+        with anyio.fail_after(5):
+            await manager.add_event(event("image.update"))
+            await wait_until(lambda: all(c.send_text.await_count for c in clients))
+
+        assert manager.stats["broadcast"] == 3
+        assert (
+            WS,
+            logging.DEBUG,
+            "Event image.update sent to 3 of 3 clients",
         ) in websocket_logs()
 
     async def test_events_reach_each_client_in_order(
@@ -672,6 +728,44 @@ class TestBroadcaster:
             await wait_until(lambda: websocket.close.await_count == 1)
 
         assert manager.connections[websocket] is newer
+
+    async def test_every_dropped_client_is_counted(
+        self, manager, make_websocket, broadcaster
+    ):
+        clients = [make_websocket(), make_websocket()]
+        for websocket in clients:
+            websocket.send_text.side_effect = RuntimeError("x")
+            connect_fake(manager, websocket)
+
+        with anyio.fail_after(5):
+            await manager.add_event(event())
+            await wait_until(lambda: not manager.connections)
+
+        assert manager.stats["dropped"] == 2
+
+    async def test_a_close_that_hangs_is_given_up_after_the_send_bound(
+        self, make_websocket, websocket_logs
+    ):
+        manager = WebSocketManager(send_timeout=0.05, max_pending=10)
+        websocket = make_websocket()
+        websocket.send_text.side_effect = RuntimeError("x")
+        websocket.close.side_effect = hang_forever
+        connect_fake(manager, websocket)
+        task = asyncio.create_task(manager._broadcast_events())
+        try:
+            with anyio.fail_after(5):
+                await manager.add_event(event())
+                await wait_until(
+                    lambda: (
+                        WS,
+                        logging.DEBUG,
+                        "Closing a dropped WebSocket client failed: TimeoutError()",
+                    )
+                    in websocket_logs()
+                )
+        finally:
+            task.cancel()
+            await task
 
     async def test_a_close_that_fails_is_only_logged_at_debug(
         self, manager, make_websocket, broadcaster, websocket_logs
@@ -857,6 +951,7 @@ class TestStartAndStop:
     ):
         websocket = make_websocket()
         connection = connect_fake(manager, websocket)
+        connect_fake(manager, make_websocket(), event_filters=["never"])
         await manager.start()
         with anyio.fail_after(5):
             await manager.add_event(event())
