@@ -1,6 +1,7 @@
 """Unit tests of osism.services.websocket_manager."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -566,9 +567,9 @@ class TestBroadcastEventFromNotification:
         assert queued.data["service_type"] == "image"
 
 
-@pytest.fixture
-async def broadcaster(manager):
-    """The manager's broadcaster running as a task, cancelled after the test."""
+@contextlib.asynccontextmanager
+async def broadcasting(manager):
+    """Run the manager's broadcaster as a task; cancel and await it on exit."""
     task = asyncio.create_task(manager._broadcast_events())
     try:
         yield task
@@ -576,6 +577,12 @@ async def broadcaster(manager):
         task.cancel()
         with anyio.fail_after(5):
             await task
+
+
+@pytest.fixture
+async def broadcaster(manager):
+    async with broadcasting(manager) as task:
+        yield task
 
 
 async def hang_forever(*args, **kwargs):
@@ -751,8 +758,7 @@ class TestBroadcaster:
         websocket.send_text.side_effect = RuntimeError("x")
         websocket.close.side_effect = hang_forever
         connect_fake(manager, websocket)
-        task = asyncio.create_task(manager._broadcast_events())
-        try:
+        async with broadcasting(manager):
             with anyio.fail_after(5):
                 await manager.add_event(event())
                 await wait_until(
@@ -763,9 +769,6 @@ class TestBroadcaster:
                     )
                     in websocket_logs()
                 )
-        finally:
-            task.cancel()
-            await task
 
     async def test_a_close_that_fails_is_only_logged_at_debug(
         self, manager, make_websocket, broadcaster, websocket_logs
@@ -797,17 +800,13 @@ class TestBroadcaster:
         stuck.send_text.side_effect = hang_forever
         connect_fake(manager, stuck)
         connect_fake(manager, healthy)
-        task = asyncio.create_task(manager._broadcast_events())
-        try:
+        async with broadcasting(manager):
             with anyio.fail_after(5):
                 for _ in range(3):
                     await manager.add_event(event())
                 await wait_until(lambda: healthy.send_text.await_count == 3)
                 assert stuck in manager.connections
                 await wait_until(lambda: stuck not in manager.connections)
-        finally:
-            task.cancel()
-            await task
 
         assert manager.stats["dropped"] == 1
         assert (
@@ -830,8 +829,7 @@ class TestBroadcaster:
 
         lagging.send_text.side_effect = wait_for_release
         connect_fake(manager, lagging)
-        task = asyncio.create_task(manager._broadcast_events())
-        try:
+        async with broadcasting(manager):
             with anyio.fail_after(5):
                 await manager.add_event(event())
                 await wait_until(lambda: lagging.send_text.await_count == 1)
@@ -841,9 +839,6 @@ class TestBroadcaster:
                 await wait_until(lambda: manager.stats["received"] == 4)
                 release.set()
                 await wait_until(lambda: lagging not in manager.connections)
-        finally:
-            task.cancel()
-            await task
 
         assert lagging.send_text.await_count == 1
         assert (
