@@ -4,11 +4,10 @@ PIPENV ?= PIPENV_VENV_IN_PROJECT=1 pipenv
 .PHONY: setup test lint mutation mutation-results
 
 setup:
-	$(PIPENV) install --dev --deploy
-	$(PIPENV) run pip install --quiet .
+	bash scripts/setup-env --dev
 
 test:
-	$(PIPENV) run pytest
+	bash scripts/test
 
 lint:
 	$(PIPENV) run flake8 osism tests

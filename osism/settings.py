@@ -13,6 +13,35 @@ class Settings(BaseSettings):
     redis_host: str = Field(default="redis", description="Redis host (REDIS_HOST)")
     redis_port: int = Field(default=6379, description="Redis port (REDIS_PORT)")
     redis_db: int = Field(default=0, description="Redis database (REDIS_DB)")
+    redis_channel: str = Field(
+        default="osism:events",
+        min_length=1,
+        description="Redis pub/sub channel of the event stream (REDIS_CHANNEL)",
+    )
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="Address `osism service api` listens on (API_HOST)",
+    )
+    api_port: int = Field(
+        default=8000, ge=0, le=65535, description="Port of the API (API_PORT)"
+    )
+    heartbeat_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between heartbeat events to clients (HEARTBEAT_INTERVAL)",
+    )
+    websocket_max_frame_bytes: int = Field(
+        default=65_536,
+        gt=0,
+        description=(
+            "Largest frame a client may send; larger ones get an error frame "
+            "(WEBSOCKET_MAX_FRAME_BYTES)"
+        ),
+    )
+    events_url: str = Field(
+        default="ws://127.0.0.1:8000/v1/events/openstack",
+        description="Where `osism events watch` connects (EVENTS_URL)",
+    )
     websocket_send_timeout: float = Field(
         default=5.0,
         gt=0,

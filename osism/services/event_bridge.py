@@ -56,6 +56,7 @@ class EventBridge:
         self._redis_client: Any = None
         self._redis_subscriber: Any = None
         self._redis_tried = False
+        self.channel = REDIS_CHANNEL
         self.max_retries = 5
         self.retry_delay = 5.0
         self.stats: Counter[str] = Counter()
@@ -69,6 +70,7 @@ class EventBridge:
             return
         try:
             settings = get_settings()
+            self.channel = settings.redis_channel
             self._redis_client = redis.Redis(
                 host=settings.redis_host,
                 port=settings.redis_port,
@@ -132,14 +134,14 @@ class EventBridge:
     def _publish(self, event_type: str, message: str) -> bool:
         """Publish once, and once more after reconnecting; True if published."""
         try:
-            receivers = self._redis_client.publish(REDIS_CHANNEL, message)
+            receivers = self._redis_client.publish(self.channel, message)
         except Exception as e:
             logger.error("Failed to publish event %s to Redis: %s", event_type, e)
             self._init_redis()
             if self._redis_client is None:
                 return False
             try:
-                self._redis_client.publish(REDIS_CHANNEL, message)
+                self._redis_client.publish(self.channel, message)
             except Exception as retry_error:
                 logger.error(
                     "Failed to publish event %s to Redis after reconnect: %s",
@@ -188,8 +190,8 @@ class EventBridge:
             return
         retry_count = 0
         try:
-            self._redis_subscriber.subscribe(REDIS_CHANNEL)
-            logger.info("Subscribed to Redis channel %s", REDIS_CHANNEL)
+            self._redis_subscriber.subscribe(self.channel)
+            logger.info("Subscribed to Redis channel %s", self.channel)
             while not self._shutdown_event.is_set():
                 try:
                     while not self._shutdown_event.is_set():
@@ -218,7 +220,7 @@ class EventBridge:
                     self._shutdown_event.wait(self.retry_delay)
                     self._init_redis()
                     if self._redis_subscriber is not None:
-                        self._redis_subscriber.subscribe(REDIS_CHANNEL)
+                        self._redis_subscriber.subscribe(self.channel)
         finally:
             if self._redis_subscriber is not None:
                 try:
@@ -295,6 +297,18 @@ class EventBridge:
             finally:
                 self._event_queue.task_done()
         logger.info("Event processor stopped")
+
+    def health(self) -> Dict[str, Any]:
+        connected = self._redis_client is not None
+        subscriber = self._subscriber_thread
+        return {
+            "mode": "redis" if connected else "embedded",
+            "redis_connected": connected,
+            "subscriber_alive": subscriber is not None and subscriber.is_alive(),
+            "channel": self.channel,
+            "local_queue": self._event_queue.qsize(),
+            "counters": dict(self.stats),
+        }
 
     def shutdown(self) -> None:
         """Stop both threads and close the Redis connection.

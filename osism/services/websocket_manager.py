@@ -238,6 +238,28 @@ class WebSocketManager:
             self.stats["invalid"] += 1
             logger.error("Error processing notification %r: %s", event_type, e)
 
+    def send_to(self, websocket: WebSocket, message: Dict[str, Any]) -> None:
+        """Queue a frame for one client, behind the events already queued for it.
+
+        Replies go through the client's outbox too, so only its sender task
+        ever writes to the socket.
+        """
+        connection = self.connections.get(websocket)
+        if connection is not None:
+            self._deliver(connection, json.dumps(message))
+
+    def health(self) -> Dict[str, Any]:
+        return {
+            "clients": len(self.connections),
+            "queue": self.event_queue.qsize(),
+            "broadcaster_running": self._broadcaster_task is not None
+            and not self._broadcaster_task.done(),
+            "counters": {
+                name: self.stats[name]
+                for name in ("received", "broadcast", "dropped", "invalid")
+            },
+        }
+
     async def send_heartbeat(self) -> None:
         if not self.connections:
             return

@@ -83,7 +83,7 @@ def drain(bridge):
 
 @pytest.fixture
 def default_env(monkeypatch):
-    for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_DB"):
+    for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_CHANNEL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -1053,6 +1053,58 @@ class TestShutdown:
             info("Shutting down the event bridge"),
             error("Error closing the Redis subscriber: gone"),
         ]
+
+
+class TestChannel:
+    def test_the_channel_defaults_to_osism_events(self, default_env, redis_cls):
+        assert EventBridge().channel == "osism:events"
+        assert EventBridge(connect=False).channel == "osism:events"
+
+    def test_redis_channel_sets_where_events_are_published_and_read(
+        self, monkeypatch, redis_cls, redis_client, mocker
+    ):
+        monkeypatch.setenv("REDIS_CHANNEL", "cloud-a:events")
+        bridge = EventBridge()
+        redis_client.publish.return_value = 1
+        bridge.add_event("x", {})
+        subscriber = redis_client.pubsub.return_value
+        subscriber.get_message.side_effect = lambda timeout: (
+            bridge._shutdown_event.set()
+        )
+
+        bridge._redis_subscriber_loop()
+
+        redis_client.publish.assert_called_once_with(
+            "cloud-a:events", '{"event_type": "x", "payload": {}}'
+        )
+        subscriber.subscribe.assert_called_once_with("cloud-a:events")
+
+
+class TestHealth:
+    def test_a_connected_bridge_reports_redis_mode(self, bridge):
+        bridge.stats.update(published=2)
+        bridge._event_queue.put_nowait({"event_type": "x", "payload": {}})
+
+        assert bridge.health() == {
+            "mode": "redis",
+            "redis_connected": True,
+            "subscriber_alive": False,
+            "channel": "osism:events",
+            "local_queue": 1,
+            "counters": {"published": 2},
+        }
+
+    def test_an_offline_bridge_reports_embedded_mode(self, offline_bridge):
+        health = offline_bridge.health()
+
+        assert (health["mode"], health["redis_connected"]) == ("embedded", False)
+
+    @pytest.mark.parametrize("alive", [True, False])
+    def test_subscriber_alive_follows_the_thread(self, bridge, alive):
+        bridge._subscriber_thread = MagicMock()
+        bridge._subscriber_thread.is_alive.return_value = alive
+
+        assert bridge.health()["subscriber_alive"] is alive
 
 
 class TestModuleImport:

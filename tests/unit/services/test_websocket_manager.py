@@ -963,3 +963,64 @@ class TestStartAndStop:
         await manager.stop()
 
         assert manager._broadcaster_task is None
+
+
+@pytest.mark.anyio
+class TestSendTo:
+    async def test_a_reply_is_queued_behind_the_events_for_that_client_only(
+        self, manager, make_websocket, broadcaster
+    ):
+        websocket, other = make_websocket(), make_websocket()
+        connect_fake(manager, websocket)
+        connect_fake(manager, other)
+        message = event()
+
+        with anyio.fail_after(5):
+            await manager.add_event(message)
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+            manager.send_to(websocket, {"type": "error", "message": "m"})
+            await wait_until(lambda: websocket.send_text.await_count == 2)
+
+        sent = [c.args[0] for c in websocket.send_text.await_args_list]
+        assert sent == [message.to_json(), '{"type": "error", "message": "m"}']
+        assert other.send_text.await_count == 1
+
+    async def test_a_reply_to_an_unknown_websocket_is_dropped(
+        self, manager, make_websocket
+    ):
+        websocket = make_websocket()
+
+        manager.send_to(websocket, {"type": "error", "message": "m"})
+
+        assert manager.connections == {}
+        websocket.send_text.assert_not_awaited()
+
+
+@pytest.mark.anyio
+class TestHealth:
+    async def test_health_reports_clients_queue_broadcaster_and_counters(
+        self, manager, make_websocket
+    ):
+        connect_fake(manager, make_websocket())
+        await manager.add_event(event())
+        manager.stats.update(received=3, broadcast=5, dropped=1, invalid=2)
+
+        assert manager.health() == {
+            "clients": 1,
+            "queue": 1,
+            "broadcaster_running": False,
+            "counters": {"received": 3, "broadcast": 5, "dropped": 1, "invalid": 2},
+        }
+
+    async def test_health_shows_a_running_broadcaster(self, manager):
+        await manager.start()
+        try:
+            assert manager.health()["broadcaster_running"] is True
+        finally:
+            await manager.stop()
+
+    async def test_health_shows_a_finished_broadcaster_as_not_running(self, manager):
+        await manager.start()
+        await manager.stop()
+
+        assert manager.health()["broadcaster_running"] is False

@@ -1,0 +1,3 @@
+from osism.cli import main
+
+main()

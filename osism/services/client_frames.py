@@ -1,0 +1,69 @@
+"""The frames a WebSocket client sends to /v1/events/openstack, checked.
+
+A client sends ``{"action": "set_filters", "event_filters": [...],
+"node_filters": [...], "service_filters": [...]}``; each list is optional
+(left out or null keeps the current one, ``[]`` clears it). Anything else
+gets an error frame naming what is wrong; the connection stays open.
+"""
+
+import json
+from typing import Any, Dict, List, NamedTuple, Optional
+
+FILTER_KEYS = ("event_filters", "node_filters", "service_filters")
+ACTIONS = ("set_filters",)
+
+
+class FrameError(ValueError):
+    """A client frame that cannot be accepted; the message is for the client."""
+
+
+class SetFilters(NamedTuple):
+    event_filters: Optional[List[str]]
+    node_filters: Optional[List[str]]
+    service_filters: Optional[List[str]]
+
+
+def _string_list(key: str, value: Any) -> Optional[List[str]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FrameError(f"'{key}' must be a list of strings")
+    return value
+
+
+def parse_client_frame(text: str, max_bytes: int) -> SetFilters:
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise FrameError(f"frame of {size} bytes is larger than {max_bytes} bytes")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FrameError(f"frame is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise FrameError(f"frame must be a JSON object, not {type(data).__name__}")
+    action = data.get("action")
+    if action not in ACTIONS:
+        raise FrameError(f"unknown action {action!r}; supported: 'set_filters'")
+    unknown = sorted(set(data) - {"action", *FILTER_KEYS})
+    if unknown:
+        raise FrameError(
+            f"unknown key(s) {', '.join(unknown)}; "
+            f"set_filters takes {', '.join(FILTER_KEYS)}"
+        )
+    return SetFilters(*(_string_list(key, data.get(key)) for key in FILTER_KEYS))
+
+
+def error_frame(message: str) -> Dict[str, Any]:
+    return {"type": "error", "message": message}
+
+
+def filter_update_frame(
+    event_filters: List[str], node_filters: List[str], service_filters: List[str]
+) -> Dict[str, Any]:
+    return {
+        "type": "filter_update",
+        "status": "success",
+        "event_filters": event_filters,
+        "node_filters": node_filters,
+        "service_filters": service_filters,
+    }

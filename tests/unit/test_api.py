@@ -1,0 +1,276 @@
+"""Unit tests of osism.api, in process, with a stand-in for the event bridge."""
+
+import json
+import runpy
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from osism.api import create_app
+from osism.services.websocket_manager import WebSocketManager
+from osism.settings import Settings
+
+
+class FakeBridge:
+    """Does what the bridge does in embedded mode, without threads or Redis."""
+
+    def __init__(self):
+        self.manager: Any = None
+        self.added = []
+        self.shut_down = False
+
+    def set_websocket_manager(self, manager):
+        self.manager = manager
+
+    def add_event(self, event_type, payload):
+        self.added.append((event_type, payload))
+        self.manager.loop.call_soon_threadsafe(
+            self.manager.enqueue_notification, event_type, payload
+        )
+
+    def health(self):
+        return {"mode": "embedded", "redis_connected": False}
+
+    def shutdown(self):
+        self.shut_down = True
+
+
+@pytest.fixture
+def settings():
+    return Settings(heartbeat_interval=3600, websocket_max_frame_bytes=256)
+
+
+@pytest.fixture
+def bridge():
+    return FakeBridge()
+
+
+@pytest.fixture
+def manager():
+    return WebSocketManager(send_timeout=5.0, max_pending=100)
+
+
+@pytest.fixture
+def client(manager, bridge, settings):
+    with TestClient(create_app(manager, bridge, settings)) as client:
+        yield client
+
+
+def ironic_event(name="node1", uuid="abc-123"):
+    return {
+        "event_type": "baremetal.node.power_set.end",
+        "payload": {"ironic_object.data": {"name": name, "uuid": uuid}},
+    }
+
+
+class TestHttpRoutes:
+    @pytest.mark.parametrize("path", ["/", "/v1"])
+    def test_liveness(self, client, path):
+        response = client.get(path)
+
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "service": "osism events"}
+
+    def test_events_info_names_the_websocket_and_the_filter_protocol(self, client):
+        info = client.get("/v1/events").json()
+
+        assert info["websocket"] == "/v1/events/openstack"
+        assert info["filters"]["send"]["action"] == "set_filters"
+        assert info["filters"]["reply"] == {
+            "type": "filter_update",
+            "status": "success",
+        }
+
+    def test_health_combines_bridge_and_manager(self, client):
+        body = client.get("/v1/events/health").json()
+
+        assert body == {
+            "status": "ok",
+            "bridge": {"mode": "embedded", "redis_connected": False},
+            "websocket": {
+                "clients": 0,
+                "queue": 0,
+                "broadcaster_running": True,
+                "counters": {"received": 0, "broadcast": 0, "dropped": 0, "invalid": 0},
+            },
+        }
+
+
+class TestIngest:
+    def test_a_notification_is_handed_to_the_bridge(self, client, bridge):
+        body = {
+            **ironic_event(),
+            "publisher_id": "ironic-conductor",
+            "message_id": "m1",
+        }
+
+        response = client.post("/v1/events", json=body)
+
+        assert response.status_code == 202
+        assert response.json() == {
+            "status": "accepted",
+            "event_type": "baremetal.node.power_set.end",
+            "message_id": "m1",
+        }
+        assert bridge.added == [(body["event_type"], body["payload"])]
+
+    @pytest.mark.parametrize(
+        "body, field, kind",
+        [
+            ({"payload": {}}, "event_type", "missing"),
+            ({"event_type": "", "payload": {}}, "event_type", "string_too_short"),
+            ({"event_type": "x", "payload": [1]}, "payload", "dict_type"),
+            ({"event_type": "x"}, "payload", "missing"),
+        ],
+    )
+    def test_an_invalid_body_gets_422_naming_the_field(
+        self, client, bridge, body, field, kind
+    ):
+        response = client.post("/v1/events", json=body)
+
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert (error["loc"], error["type"]) == (["body", field], kind)
+        assert bridge.added == []
+
+
+class TestLifespan:
+    def test_start_attaches_the_bridge_and_exit_shuts_everything_down(
+        self, manager, bridge, settings
+    ):
+        with TestClient(create_app(manager, bridge, settings)):
+            assert bridge.manager is manager
+            assert manager.loop is not None
+            broadcaster = manager._broadcaster_task
+            assert not broadcaster.done()
+
+        assert bridge.shut_down
+        assert broadcaster.done()
+
+    def test_heartbeats_reach_connected_clients(self, manager, bridge):
+        app = create_app(manager, bridge, Settings(heartbeat_interval=0.01))
+        with TestClient(app) as client:
+            with client.websocket_connect("/v1/events/openstack") as websocket:
+                heartbeat = websocket.receive_json()
+
+        assert heartbeat["event_type"] == "heartbeat"
+        assert heartbeat["data"] == {"message": "ping"}
+
+
+class TestWebSocket:
+    def test_set_filters_is_answered_with_the_current_filters(self, client):
+        with client.websocket_connect("/v1/events/openstack") as websocket:
+            websocket.send_json({"action": "set_filters", "node_filters": ["node1"]})
+            reply = websocket.receive_json()
+            websocket.send_json({"action": "set_filters", "service_filters": ["x"]})
+            second = websocket.receive_json()
+
+        assert reply == {
+            "type": "filter_update",
+            "status": "success",
+            "event_filters": [],
+            "node_filters": ["node1"],
+            "service_filters": [],
+        }
+        assert second["node_filters"] == ["node1"]
+        assert second["service_filters"] == ["x"]
+
+    def test_matching_events_arrive_and_others_do_not(self, client):
+        with client.websocket_connect("/v1/events/openstack") as websocket:
+            websocket.send_json({"action": "set_filters", "node_filters": ["node1"]})
+            websocket.receive_json()
+            client.post("/v1/events", json=ironic_event(name="node10"))
+            client.post("/v1/events", json=ironic_event(name="node1", uuid="u1"))
+            event = websocket.receive_json()
+
+        assert event["event_type"] == "baremetal.node.power_set.end"
+        assert event["node_name"] == "node1"
+        assert event["source"] == "openstack"
+        assert event["data"]["resource_id"] == "u1"
+
+    @pytest.mark.parametrize(
+        "send, message",
+        [
+            (
+                lambda ws: ws.send_text("not json"),
+                "frame is not valid JSON: Expecting " "value: line 1 column 1 (char 0)",
+            ),
+            (lambda ws: ws.send_text("[]"), "frame must be a JSON object, not list"),
+            (
+                lambda ws: ws.send_json({"action": "nope"}),
+                "unknown action 'nope'; " "supported: 'set_filters'",
+            ),
+            (
+                lambda ws: ws.send_json({"action": "set_filters", "node_filters": "n"}),
+                "'node_filters' must be a list of strings",
+            ),
+            (
+                lambda ws: ws.send_text("x" * 300),
+                "frame of 300 bytes is larger than " "256 bytes",
+            ),
+            (
+                lambda ws: ws.send_bytes(b"{}"),
+                "binary frames are not supported; send " "JSON text",
+            ),
+        ],
+    )
+    def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(
+        self, client, send, message
+    ):
+        with client.websocket_connect("/v1/events/openstack") as websocket:
+            send(websocket)
+            error = websocket.receive_json()
+            client.post("/v1/events", json=ironic_event())
+            event = websocket.receive_json()
+
+        assert error == {"type": "error", "message": message}
+        assert event["node_name"] == "node1"
+
+    def test_a_closed_client_is_disconnected_from_the_manager(self, client, manager):
+        with client.websocket_connect("/v1/events/openstack"):
+            assert len(manager.connections) == 1
+
+        assert client.get("/v1/events/health").json()["websocket"]["clients"] == 0
+
+    def test_event_frames_are_the_event_json(self, client):
+        with client.websocket_connect("/v1/events/openstack") as websocket:
+            client.post("/v1/events", json=ironic_event())
+            frame = json.loads(websocket.receive_text())
+
+        assert set(frame) == {
+            "id",
+            "timestamp",
+            "event_type",
+            "source",
+            "node_name",
+            "data",
+        }
+
+    def test_filters_for_a_client_dropped_meanwhile_get_an_error(
+        self, client, manager, mocker
+    ):
+        async def drop_instead(websocket, *filters):
+            manager.connections.pop(websocket)
+
+        mocker.patch.object(manager, "update_filters", side_effect=drop_instead)
+        send_to = mocker.spy(manager, "send_to")
+        with client.websocket_connect("/v1/events/openstack") as websocket:
+            websocket.send_json({"action": "set_filters"})
+            client.get("/v1")
+
+        assert send_to.call_args.args[1] == {
+            "type": "error",
+            "message": "connection is closing",
+        }
+
+
+class TestModuleEntryPoint:
+    def test_python_m_osism_runs_the_cli(self, mocker, capsys):
+        mocker.patch("sys.argv", ["osism", "--help"])
+
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_module("osism", run_name="__main__")
+
+        assert exited.value.code == 0
+        assert "osism events: the OpenStack event stream" in capsys.readouterr().out

@@ -1,0 +1,162 @@
+"""Unit tests of the `osism` command (osism.cli)."""
+
+import json
+import logging
+
+import pytest
+from click.testing import CliRunner
+
+from osism.cli import main
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def redis_cls(mocker):
+    redis_cls = mocker.patch("osism.services.event_bridge.redis.Redis")
+    redis_cls.return_value.publish.return_value = 1
+    return redis_cls
+
+
+@pytest.fixture(autouse=True)
+def clean_redis_env(monkeypatch):
+    for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_CHANNEL", "API_HOST", "API_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class TestEventsPublish:
+    def test_publishes_the_event_on_the_channel(self, runner, redis_cls):
+        payload = {"ironic_object.data": {"name": "node1"}}
+
+        result = runner.invoke(
+            main,
+            [
+                "events",
+                "publish",
+                "baremetal.node.update",
+                "--payload",
+                json.dumps(payload),
+            ],
+        )
+
+        assert result.exit_code == 0, result.output
+        assert result.output == (
+            "Published baremetal.node.update on Redis channel osism:events\n"
+        )
+        redis_cls.return_value.publish.assert_called_once_with(
+            "osism:events",
+            json.dumps({"event_type": "baremetal.node.update", "payload": payload}),
+        )
+        redis_cls.return_value.pubsub.return_value.close.assert_called_once_with()
+
+    def test_the_payload_defaults_to_an_empty_object(self, runner, redis_cls):
+        result = runner.invoke(main, ["events", "publish", "x.y"])
+
+        assert result.exit_code == 0, result.output
+        redis_cls.return_value.publish.assert_called_once_with(
+            "osism:events", '{"event_type": "x.y", "payload": {}}'
+        )
+
+    @pytest.mark.parametrize(
+        "payload, message",
+        [
+            ("{", "not valid JSON: Expecting property name enclosed in double quotes"),
+            ("[1]", "must be a JSON object, not list"),
+        ],
+    )
+    def test_a_payload_that_is_not_a_json_object_is_a_usage_error(
+        self, runner, redis_cls, payload, message
+    ):
+        result = runner.invoke(main, ["events", "publish", "x", "--payload", payload])
+
+        assert result.exit_code == 2
+        assert f"Invalid value for '--payload': {message}" in result.output
+        redis_cls.assert_not_called()
+
+    def test_unreachable_redis_fails_with_advice(self, runner, redis_cls, monkeypatch):
+        monkeypatch.setenv("REDIS_HOST", "10.1.2.3")
+        monkeypatch.setenv("REDIS_PORT", "7000")
+        redis_cls.return_value.ping.side_effect = ConnectionError("refused")
+
+        result = runner.invoke(main, ["events", "publish", "x"])
+
+        assert result.exit_code == 1
+        assert result.output == (
+            "Error: Redis at 10.1.2.3:7000 is not reachable, so the event was not "
+            "published. Start Redis (set REDIS_HOST/REDIS_PORT), or POST the event "
+            "to the API's /v1/events.\n"
+        )
+
+    def test_a_publish_that_fails_twice_is_an_error(self, runner, redis_cls):
+        redis_cls.return_value.publish.side_effect = ConnectionError("reset")
+
+        result = runner.invoke(main, ["events", "publish", "x"])
+
+        assert result.exit_code == 1
+        assert result.output == "Error: publishing x failed (see log)\n"
+
+
+class TestServiceApi:
+    def test_serves_on_the_settings_address_by_default(
+        self, runner, mocker, monkeypatch
+    ):
+        monkeypatch.setenv("API_HOST", "0.0.0.0")
+        monkeypatch.setenv("API_PORT", "9001")
+        run = mocker.patch("uvicorn.run")
+
+        result = runner.invoke(main, ["service", "api"])
+
+        assert result.exit_code == 0, result.output
+        app = run.call_args.args[0]
+        assert app.title == "osism events"
+        assert run.call_args.kwargs == {
+            "host": "0.0.0.0",
+            "port": 9001,
+            "log_level": "info",
+        }
+
+    def test_options_override_the_settings(self, runner, mocker):
+        run = mocker.patch("uvicorn.run")
+
+        result = runner.invoke(
+            main,
+            [
+                "--log-level",
+                "warning",
+                "service",
+                "api",
+                "--host",
+                "::1",
+                "--port",
+                "0",
+            ],
+        )
+
+        assert result.exit_code == 0, result.output
+        assert run.call_args.kwargs == {
+            "host": "::1",
+            "port": 0,
+            "log_level": "warning",
+        }
+
+    def test_a_port_out_of_range_is_a_usage_error(self, runner, mocker):
+        run = mocker.patch("uvicorn.run")
+
+        result = runner.invoke(main, ["service", "api", "--port", "70000"])
+
+        assert result.exit_code == 2
+        run.assert_not_called()
+
+
+class TestLogLevel:
+    def test_the_root_logger_gets_the_chosen_level(self, runner, mocker):
+        mocker.patch("uvicorn.run")
+        basic_config = mocker.patch("osism.cli.logging.basicConfig")
+
+        runner.invoke(main, ["--log-level", "debug", "service", "api"])
+
+        assert basic_config.call_args.kwargs["level"] == "DEBUG"
+        assert logging.getLevelName("DEBUG") == logging.DEBUG
