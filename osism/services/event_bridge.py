@@ -56,6 +56,7 @@ class EventBridge:
         self._redis_client: Any = None
         self._redis_subscriber: Any = None
         self._redis_tried = False
+        self._redis_lock = threading.RLock()
         self.channel = REDIS_CHANNEL
         self.max_retries = 5
         self.retry_delay = 5.0
@@ -64,34 +65,45 @@ class EventBridge:
             self._init_redis()
 
     def _init_redis(self) -> None:
-        self._redis_tried = True
-        if not REDIS_AVAILABLE:
-            logger.warning("Redis library not available, using the local event queue")
-            return
-        try:
-            settings = get_settings()
-            self.channel = settings.redis_channel
-            self._redis_client = redis.Redis(
-                host=settings.redis_host,
-                port=settings.redis_port,
-                db=settings.redis_db,
-                decode_responses=True,
-                socket_connect_timeout=10,
-                socket_timeout=None,
-                health_check_interval=30,
-            )
-            self._redis_client.ping()
-            self._redis_subscriber = self._redis_client.pubsub()
-            logger.info(
-                "Connected to Redis at %s:%s/%s",
-                settings.redis_host,
-                settings.redis_port,
-                settings.redis_db,
-            )
-        except Exception as e:
-            logger.error("Failed to connect to Redis: %s", e)
-            self._redis_client = None
-            self._redis_subscriber = None
+        """Connect to Redis, or fall back to no client (local queue).
+
+        Fix of the seed: the client becomes visible to other threads only
+        after its ping succeeded, and attempts are serialised. Otherwise an
+        add_event racing the API's start-up attempt publishes through a
+        half-made client and waits out the failed connect itself.
+        """
+        with self._redis_lock:
+            self._redis_tried = True
+            if not REDIS_AVAILABLE:
+                logger.warning(
+                    "Redis library not available, using the local event queue"
+                )
+                return
+            try:
+                settings = get_settings()
+                self.channel = settings.redis_channel
+                client = redis.Redis(
+                    host=settings.redis_host,
+                    port=settings.redis_port,
+                    db=settings.redis_db,
+                    decode_responses=True,
+                    socket_connect_timeout=10,
+                    socket_timeout=None,
+                    health_check_interval=30,
+                )
+                client.ping()
+                self._redis_subscriber = client.pubsub()
+                self._redis_client = client
+                logger.info(
+                    "Connected to Redis at %s:%s/%s",
+                    settings.redis_host,
+                    settings.redis_port,
+                    settings.redis_db,
+                )
+            except Exception as e:
+                logger.error("Failed to connect to Redis: %s", e)
+                self._redis_client = None
+                self._redis_subscriber = None
 
     def _ensure_redis_tried(self) -> None:
         if not self._redis_tried:

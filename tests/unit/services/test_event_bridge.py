@@ -226,6 +226,39 @@ class TestInitRedis:
         assert bridge._redis_subscriber is None
 
 
+class TestConnectingSafely:
+    def test_the_client_is_not_visible_before_its_ping_succeeded(self, redis_cls):
+        bridge = EventBridge(connect=False)
+        seen = []
+        redis_cls.return_value.ping.side_effect = lambda: seen.append(
+            (bridge._redis_client, bridge._redis_subscriber)
+        )
+
+        bridge._init_redis()
+
+        assert seen == [(None, None)]
+        assert bridge._redis_client is redis_cls.return_value
+        assert bridge._redis_subscriber is redis_cls.return_value.pubsub.return_value
+
+    def test_a_connection_attempt_holds_the_lock_throughout(self, redis_cls):
+        bridge = EventBridge(connect=False)
+        steps = []
+        bridge._redis_lock = MagicMock()
+        bridge._redis_lock.__enter__.side_effect = lambda: steps.append("lock")
+        bridge._redis_lock.__exit__.side_effect = lambda *exc: steps.append("unlock")
+        redis_cls.side_effect = lambda **kwargs: steps.append("connect") or MagicMock()
+
+        bridge._init_redis()
+
+        assert steps == ["lock", "connect", "unlock"]
+
+    def test_the_lock_is_reentrant(self):
+        lock = EventBridge(connect=False)._redis_lock
+
+        with lock, lock:
+            pass
+
+
 class TestLazyConnection:
     def test_add_event_tries_redis_exactly_once_on_first_use(
         self, redis_cls, redis_client
