@@ -255,8 +255,9 @@ class TestConnectingSafely:
     def test_the_lock_is_reentrant(self):
         lock = EventBridge(connect=False)._redis_lock
 
-        with lock, lock:
-            pass
+        with lock:
+            assert lock.acquire(blocking=False)
+            lock.release()
 
 
 class TestLazyConnection:
