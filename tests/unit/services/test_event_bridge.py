@@ -246,7 +246,12 @@ class TestConnectingSafely:
         bridge._redis_lock = MagicMock()
         bridge._redis_lock.__enter__.side_effect = lambda: steps.append("lock")
         bridge._redis_lock.__exit__.side_effect = lambda *exc: steps.append("unlock")
-        redis_cls.side_effect = lambda **kwargs: steps.append("connect") or MagicMock()
+
+        def connect(**kwargs):
+            steps.append("connect")
+            return MagicMock()
+
+        redis_cls.side_effect = connect
 
         bridge._init_redis()
 
