@@ -24,6 +24,8 @@ logger = logging.getLogger("osism.event_bridge")
 
 try:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     REDIS_AVAILABLE = True
 except ImportError:  # pragma: no cover - redis is a runtime dependency
@@ -91,6 +93,11 @@ class EventBridge:
                     socket_timeout=None,
                     health_check_interval=30,
                 )
+                # The bridge owns reconnecting. redis-py's own retries (ten,
+                # with back-off, in redis-py 8) made one failed attempt take
+                # seconds: a slow fallback to the local queue and a shutdown
+                # stalled while Redis is down.
+                client.set_retry(Retry(NoBackoff(), 0))
                 client.ping()
                 self._redis_subscriber = client.pubsub()
                 self._redis_client = client
@@ -111,13 +118,15 @@ class EventBridge:
 
     def set_websocket_manager(self, manager: Any) -> None:
         """Deliver events to ``manager`` from now on, starting the threads."""
-        self._ensure_redis_tried()
         self._websocket_manager = manager
         logger.info("WebSocket manager attached to the event bridge")
-        if self._redis_client is not None and self._subscriber_thread is None:
-            self._start_redis_subscriber()
+        # The local queue is served before Redis is tried, so events handed
+        # over while the first connection attempt runs are not held up by it.
         if self._processor_thread is None or not self._processor_thread.is_alive():
             self._start_processor_thread()
+        self._ensure_redis_tried()
+        if self._redis_client is not None and self._subscriber_thread is None:
+            self._start_redis_subscriber()
 
     def add_event(self, event_type: str, payload: Dict[str, Any]) -> None:
         """Publish an event on Redis, or queue it locally without Redis.

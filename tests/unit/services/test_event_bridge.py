@@ -9,6 +9,8 @@ from collections import Counter
 from unittest.mock import AsyncMock, MagicMock, call
 
 import pytest
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from osism.services import event_bridge as event_bridge_module
 from osism.services.event_bridge import EventBridge, event_bridge
@@ -240,6 +242,20 @@ class TestConnectingSafely:
         assert bridge._redis_client is redis_cls.return_value
         assert bridge._redis_subscriber is redis_cls.return_value.pubsub.return_value
 
+    def test_redis_py_retries_are_off_before_the_first_ping(self, redis_cls):
+        client = redis_cls.return_value
+        steps = []
+        client.set_retry.side_effect = lambda retry: steps.append(retry)
+        client.ping.side_effect = lambda: steps.append("ping")
+
+        EventBridge()
+
+        [retry, ping] = steps
+        assert ping == "ping"
+        assert isinstance(retry, Retry)
+        assert retry.get_retries() == 0
+        assert isinstance(retry._backoff, NoBackoff)
+
     def test_a_connection_attempt_holds_the_lock_throughout(self, redis_cls):
         bridge = EventBridge(connect=False)
         steps = []
@@ -263,6 +279,22 @@ class TestConnectingSafely:
         with lock:
             assert lock.acquire(blocking=False)
             lock.release()
+
+
+class TestAttachOrder:
+    def test_the_local_processor_starts_before_redis_is_tried(self, mocker):
+        bridge = EventBridge(connect=False)
+        steps = []
+        mocker.patch.object(
+            bridge, "_start_processor_thread", side_effect=lambda: steps.append("p")
+        )
+        mocker.patch.object(
+            bridge, "_init_redis", side_effect=lambda: steps.append("redis")
+        )
+
+        bridge.set_websocket_manager(MagicMock())
+
+        assert steps == ["p", "redis"]
 
 
 class TestLazyConnection:

@@ -1,0 +1,142 @@
+"""Event bridge to event bridge over a real redis-server, in this process."""
+
+import contextlib
+import json
+
+import anyio
+import pytest
+
+from osism.services.event_bridge import EventBridge
+from osism.services.websocket_manager import WebSocketManager
+from tests.integration.conftest import (
+    LOOPBACK,
+    bridge_threads,
+    expected_data,
+    ironic,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
+
+
+class FakeWebSocket:
+    """The part of a starlette WebSocket the manager uses; frames go to a stream."""
+
+    client = None
+
+    def __init__(self) -> None:
+        self.sent, self.received = anyio.create_memory_object_stream[str](100)
+
+    async def accept(self) -> None:
+        pass
+
+    async def send_text(self, text: str) -> None:
+        await self.sent.send(text)
+
+    async def close(self, code: int = 1000) -> None:
+        pass
+
+
+@pytest.fixture
+def redis_env(redis_server, channel, monkeypatch):
+    """Settings pointing at the session's redis-server and this test's channel."""
+    monkeypatch.setenv("REDIS_HOST", LOOPBACK)
+    monkeypatch.setenv("REDIS_PORT", str(redis_server.port))
+    monkeypatch.setenv("REDIS_DB", "0")
+    monkeypatch.setenv("REDIS_CHANNEL", channel)
+    return redis_server
+
+
+@pytest.fixture
+def raw_subscriber(redis_env, channel):
+    """A plain redis-py pub/sub subscribed to the test's channel."""
+    with contextlib.closing(redis_env.client()) as client:
+        pubsub = client.pubsub()
+        with contextlib.closing(pubsub):
+            pubsub.subscribe(channel)
+            confirmation = pubsub.get_message(timeout=5)
+            assert confirmation is not None and confirmation["type"] == "subscribe"
+            yield pubsub
+
+
+class TestAnEventAddedToOneBridgeReachesAnotherBridgesManager:
+    @pytest.mark.anyio
+    async def test_the_wire_message_and_the_delivered_event(
+        self, redis_env, channel, raw_subscriber
+    ):
+        notification = ironic("power_set.end", "node1", "abc-123")
+        manager = WebSocketManager(send_timeout=5.0, max_pending=100)
+        await manager.start()
+        websocket = FakeWebSocket()
+        await manager.connect(websocket)  # type: ignore[arg-type]
+        subscriber_bridge = EventBridge()
+        publisher_bridge = EventBridge()
+        try:
+            subscriber_bridge.set_websocket_manager(manager)
+            # Subscribed for real: Redis counts the raw subscriber and the bridge.
+            await anyio.to_thread.run_sync(
+                lambda: wait_for(
+                    lambda: redis_env.subscribers(channel) == 2,
+                    what="the bridge subscribing to the channel",
+                )
+            )
+            assert subscriber_bridge.health()["subscriber_alive"] is True
+
+            publisher_bridge.add_event(
+                notification["event_type"], notification["payload"]
+            )
+
+            message = await anyio.to_thread.run_sync(
+                lambda: raw_subscriber.get_message(timeout=5)
+            )
+            assert message is not None
+            assert message["type"] == "message"
+            assert message["channel"] == channel
+            assert message["data"] == json.dumps(notification)
+
+            with anyio.fail_after(5):
+                frame = json.loads(await websocket.received.receive())
+            assert set(frame) == {
+                "id",
+                "timestamp",
+                "event_type",
+                "source",
+                "node_name",
+                "data",
+            }
+            assert frame["event_type"] == "baremetal.node.power_set.end"
+            assert frame["source"] == "openstack"
+            assert frame["node_name"] == "node1"
+            assert frame["data"] == expected_data(
+                notification["payload"], "baremetal", "abc-123"
+            )
+            assert publisher_bridge.stats["published"] == 1
+            assert manager.stats["received"] == 1
+            assert manager.stats["broadcast"] == 1
+        finally:
+            await anyio.to_thread.run_sync(publisher_bridge.shutdown)
+            await anyio.to_thread.run_sync(subscriber_bridge.shutdown)
+            await manager.stop()
+            websocket.sent.close()
+            websocket.received.close()
+
+        assert bridge_threads() == []
+        # The bridge's Redis subscription is gone too.
+        assert redis_env.subscribers(channel) == 1
+
+
+class TestAPublishingBridgeStartsNoThreads:
+    def test_add_event_publishes_without_a_thread(
+        self, redis_env, channel, raw_subscriber
+    ):
+        notification = ironic("power_set.end", "node7")
+        bridge = EventBridge()
+        try:
+            bridge.add_event(notification["event_type"], notification["payload"])
+            assert bridge_threads() == []
+            message = raw_subscriber.get_message(timeout=5)
+            assert message is not None
+            assert message["data"] == json.dumps(notification)
+            assert bridge.health()["counters"] == {"published": 1}
+        finally:
+            bridge.shutdown()
