@@ -753,7 +753,7 @@ class TestBroadcaster:
     async def test_a_close_that_hangs_is_given_up_after_the_send_bound(
         self, make_websocket, websocket_logs
     ):
-        manager = WebSocketManager(send_timeout=0.05, max_pending=10)
+        manager = WebSocketManager(send_timeout=0.01, max_pending=10)
         websocket = make_websocket()
         websocket.send_text.side_effect = RuntimeError("x")
         websocket.close.side_effect = hang_forever
