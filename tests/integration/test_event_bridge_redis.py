@@ -15,6 +15,7 @@ from tests.integration.conftest import (
     ironic,
     wait_for,
 )
+from tests.event_format import EVENT_KEYS
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -96,14 +97,7 @@ class TestAnEventAddedToOneBridgeReachesAnotherBridgesManager:
 
             with anyio.fail_after(5):
                 frame = json.loads(await websocket.received.receive())
-            assert set(frame) == {
-                "id",
-                "timestamp",
-                "event_type",
-                "source",
-                "node_name",
-                "data",
-            }
+            assert set(frame) == EVENT_KEYS
             assert frame["event_type"] == "baremetal.node.power_set.end"
             assert frame["source"] == "openstack"
             assert frame["node_name"] == "node1"

@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     nova,
     stop_process,
 )
+from tests.event_format import EVENT_KEYS
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -174,14 +175,7 @@ class TestTheWatcherPrintsTheEventsItsFilterSelects:
         )
         assert len(lines) == 1, lines
         event = json.loads(lines[0])
-        assert set(event) == {
-            "id",
-            "timestamp",
-            "event_type",
-            "source",
-            "node_name",
-            "data",
-        }
+        assert set(event) == EVENT_KEYS
         assert event["event_type"] == "compute.instance.update"
         assert event["node_name"] == node
         assert event["data"]["resource_id"] == f"vm-{tag}"

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from osism.api import create_app
 from osism.services.websocket_manager import WebSocketManager
 from osism.settings import Settings
+from tests.event_format import EVENT_KEYS
 
 
 class FakeBridge:
@@ -238,14 +239,7 @@ class TestWebSocket:
             client.post("/v1/events", json=ironic_event())
             frame = json.loads(websocket.receive_text())
 
-        assert set(frame) == {
-            "id",
-            "timestamp",
-            "event_type",
-            "source",
-            "node_name",
-            "data",
-        }
+        assert set(frame) == EVENT_KEYS
 
     def test_filters_for_a_client_dropped_meanwhile_get_an_error(
         self, client, manager, mocker
