@@ -52,6 +52,7 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
         host=settings.api_host if host is None else host,
         port=settings.api_port if port is None else port,
         log_level=obj["log_level"],
+        ws_per_message_deflate=settings.websocket_per_message_deflate,
     )
 
 

@@ -8,6 +8,11 @@ re-importing anything. Variable names are the field names in upper case.
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+# Defaults of the Redis fault handling, chosen so that the stream is back
+# within a few seconds of Redis (worst case: the capped restart delay).
+REDIS_RETRY_DELAY = 1.0
+REDIS_RESTART_MAX_DELAY = 5.0
+
 
 class Settings(BaseSettings):
     redis_host: str = Field(default="redis", description="Redis host (REDIS_HOST)")
@@ -17,6 +22,54 @@ class Settings(BaseSettings):
         default="osism:events",
         min_length=1,
         description="Redis pub/sub channel of the event stream (REDIS_CHANNEL)",
+    )
+    redis_socket_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds a Redis command may take before it counts as failed "
+            "(REDIS_SOCKET_TIMEOUT)"
+        ),
+    )
+    redis_retry_delay: float = Field(
+        default=REDIS_RETRY_DELAY,
+        gt=0,
+        description=(
+            "Seconds the subscriber waits before reconnecting after an error "
+            "(REDIS_RETRY_DELAY)"
+        ),
+    )
+    redis_max_retries: int = Field(
+        default=5,
+        gt=0,
+        description=(
+            "Failed reconnects in a row after which the subscriber loop gives "
+            "up and the bridge restarts it after a cool-down (REDIS_MAX_RETRIES)"
+        ),
+    )
+    redis_restart_max_delay: float = Field(
+        default=REDIS_RESTART_MAX_DELAY,
+        gt=0,
+        description=(
+            "Longest wait between reconnect attempts; the wait doubles from "
+            "REDIS_RETRY_DELAY up to this (REDIS_RESTART_MAX_DELAY)"
+        ),
+    )
+    redis_buffer_size: int = Field(
+        default=10_000,
+        gt=0,
+        description=(
+            "Events kept while Redis is unreachable or nobody subscribes; the "
+            "oldest are dropped beyond this (REDIS_BUFFER_SIZE)"
+        ),
+    )
+    redis_subscriber_wait: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Seconds a kept event waits for a subscriber on a reachable Redis "
+            "before it is published to nobody (REDIS_SUBSCRIBER_WAIT)"
+        ),
     )
     api_host: str = Field(
         default="127.0.0.1",
@@ -36,6 +89,14 @@ class Settings(BaseSettings):
         description=(
             "Largest frame a client may send; larger ones get an error frame "
             "(WEBSOCKET_MAX_FRAME_BYTES)"
+        ),
+    )
+    websocket_per_message_deflate: bool = Field(
+        default=False,
+        description=(
+            "Offer per-message compression to WebSocket clients "
+            "(WEBSOCKET_PER_MESSAGE_DEFLATE); off, because compressing small "
+            "JSON frames costs more server CPU than it saves (see bench/)"
         ),
     )
     events_url: str = Field(

@@ -116,6 +116,7 @@ class TestServiceApi:
             "host": "0.0.0.0",
             "port": 9001,
             "log_level": "info",
+            "ws_per_message_deflate": False,
         }
 
     def test_options_override_the_settings(self, runner, mocker):
@@ -140,7 +141,17 @@ class TestServiceApi:
             "host": "::1",
             "port": 0,
             "log_level": "warning",
+            "ws_per_message_deflate": False,
         }
+
+    def test_per_message_compression_is_a_setting(self, runner, mocker, monkeypatch):
+        monkeypatch.setenv("WEBSOCKET_PER_MESSAGE_DEFLATE", "true")
+        run = mocker.patch("uvicorn.run")
+
+        result = runner.invoke(main, ["service", "api"])
+
+        assert result.exit_code == 0, result.output
+        assert run.call_args.kwargs["ws_per_message_deflate"] is True
 
     def test_a_port_out_of_range_is_a_usage_error(self, runner, mocker):
         run = mocker.patch("uvicorn.run")
