@@ -441,13 +441,13 @@ class ApiServers:
         else:
             raise ValueError(f"unknown mode {mode!r}")
         channel = unique_channel() if channel is None else channel
-        server_env = clean_env(
-            REDIS_HOST=LOOPBACK,
-            REDIS_PORT=str(redis_port),
-            REDIS_CHANNEL=channel,
-            HEARTBEAT_INTERVAL=str(heartbeat_interval),
-            **(env or {}),
-        )
+        settings = {
+            "REDIS_HOST": LOOPBACK,
+            "REDIS_PORT": str(redis_port),
+            "REDIS_CHANNEL": channel,
+            "HEARTBEAT_INTERVAL": str(heartbeat_interval),
+        }
+        server_env = clean_env(**{**settings, **(env or {})})
         attempts = 1 if port is not None else 3
         for attempt in range(attempts):
             server_port = free_port() if port is None else port

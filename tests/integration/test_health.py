@@ -73,6 +73,8 @@ class TestAFreshServerInRedisModeReportsItsRedisBridge:
                 "subscriber_alive": True,
                 "channel": server.channel,
                 "local_queue": 0,
+                "buffered": 0,
+                "outage": None,
                 "counters": {},
             },
             "websocket": {
@@ -120,10 +122,12 @@ class TestHealthInRedisMode:
 
 
 class TestHealthInEmbeddedMode:
-    def test_reports_embedded_mode(self, embedded_mode_server):
+    def test_reports_embedded_mode_and_the_redis_outage(self, embedded_mode_server):
         health = embedded_mode_server.health()
-        assert health["status"] == "ok"
+        assert health["status"] == "degraded"
         bridge = health["bridge"]
+        assert bridge["outage"]["error"].startswith("Error 111 connecting to")
+        assert bridge["outage"]["since"].endswith("Z")
         assert bridge["mode"] == "embedded"
         assert bridge["redis_connected"] is False
         assert bridge["subscriber_alive"] is False
@@ -149,9 +153,23 @@ class TestHealthInEmbeddedMode:
             "broadcast": old["broadcast"] + 1,
         }
         old, new = before["bridge"]["counters"], after["bridge"]["counters"]
-        assert new == {**old, "queued_locally": old.get("queued_locally", 0) + 1}
+        for name in ("queued_locally", "kept_for_redis"):
+            assert new[name] == old.get(name, 0) + 1
         assert "published" not in new
         assert after["bridge"]["local_queue"] == 0
+        # Kept for the other API processes, published once Redis is back.
+        assert after["bridge"]["buffered"] == before["bridge"]["buffered"] + 1
+
+
+class TestHealthWithRedisDisabled:
+    def test_an_empty_redis_host_is_embedded_by_choice_not_an_outage(self, api_server):
+        server = api_server("embedded", env={"REDIS_HOST": ""})
+        health = server.health()
+        assert health["status"] == "ok"
+        assert health["bridge"]["mode"] == "embedded"
+        assert health["bridge"]["outage"] is None
+        assert "Redis is disabled (REDIS_HOST is empty)" in server.output()
+        assert "Failed to connect to Redis" not in server.output()
 
 
 class TestLivenessAndInfoEndpoints:

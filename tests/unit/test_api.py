@@ -30,8 +30,10 @@ class FakeBridge:
             self.manager.enqueue_notification, event_type, payload
         )
 
+    outage = None
+
     def health(self):
-        return {"mode": "embedded", "redis_connected": False}
+        return {"mode": "embedded", "redis_connected": False, "outage": self.outage}
 
     def shutdown(self):
         self.shut_down = True
@@ -83,12 +85,20 @@ class TestHttpRoutes:
             "status": "success",
         }
 
+    def test_health_is_degraded_while_redis_is_out(self, client, bridge):
+        bridge.outage = {"since": "2026-11-25T08:00:00Z", "error": "refused"}
+
+        body = client.get("/v1/events/health").json()
+
+        assert body["status"] == "degraded"
+        assert body["bridge"]["outage"] == bridge.outage
+
     def test_health_combines_bridge_and_manager(self, client):
         body = client.get("/v1/events/health").json()
 
         assert body == {
             "status": "ok",
-            "bridge": {"mode": "embedded", "redis_connected": False},
+            "bridge": {"mode": "embedded", "redis_connected": False, "outage": None},
             "websocket": {
                 "clients": 0,
                 "queue": 0,

@@ -29,6 +29,12 @@ def manager() -> WebSocketManager:
     return WebSocketManager(send_timeout=5.0, max_pending=100)
 
 
+@pytest.fixture(autouse=True)
+def start_reconnector(mocker) -> MagicMock:
+    """No real reconnector thread: tests call _reconnect_loop themselves."""
+    return mocker.patch.object(EventBridge, "_start_reconnector")
+
+
 @pytest.fixture
 def redis_cls(mocker) -> MagicMock:
     """redis.Redis as the event bridge sees it; ping() succeeds."""

@@ -26,6 +26,7 @@ MESSAGE = (
 )
 SUBSCRIBED = (LOGGER, logging.INFO, "Subscribed to Redis channel osism:events")
 SUBSCRIBER_STOPPED = (LOGGER, logging.INFO, "Redis subscriber stopped")
+RESUBSCRIBED = (LOGGER, logging.INFO, "Subscribed to Redis channel osism:events again")
 PROCESSOR_STARTED = (LOGGER, logging.INFO, "Event processor started")
 PROCESSOR_STOPPED = (LOGGER, logging.INFO, "Event processor stopped")
 GIVING_UP = (
@@ -216,8 +217,23 @@ class TestInitRedis:
         assert not bridge._shutdown_event.is_set()
         assert bridge._event_queue.empty()
         assert bridge.max_retries == 5
-        assert bridge.retry_delay == 5.0
+        assert bridge.retry_delay == 1.0
+        assert bridge.restart_max_delay == 5.0
+        assert bridge.subscriber_wait == 10.0
         assert bridge.stats == Counter()
+
+    def test_retry_settings_come_from_the_environment(self, redis_cls, monkeypatch):
+        monkeypatch.setenv("REDIS_MAX_RETRIES", "3")
+        monkeypatch.setenv("REDIS_RETRY_DELAY", "0.25")
+        monkeypatch.setenv("REDIS_RESTART_MAX_DELAY", "2")
+        monkeypatch.setenv("REDIS_SUBSCRIBER_WAIT", "0")
+        monkeypatch.setenv("REDIS_BUFFER_SIZE", "7")
+
+        bridge = EventBridge()
+
+        assert (bridge.max_retries, bridge.retry_delay) == (3, 0.25)
+        assert (bridge.restart_max_delay, bridge.subscriber_wait) == (2.0, 0.0)
+        assert bridge._event_queue.maxsize == bridge._pending.maxsize == 7
 
     def test_connect_false_defers_redis_until_first_use(self, redis_cls):
         bridge = EventBridge(connect=False)
@@ -399,7 +415,7 @@ class TestStartThreads:
         bridge._start_redis_subscriber()
 
         thread_cls.assert_called_once_with(
-            target=bridge._redis_subscriber_loop,
+            target=bridge._supervise_subscriber,
             name="osism-event-bridge-subscriber",
             daemon=True,
         )
@@ -439,8 +455,8 @@ class TestAddEvent:
         assert bridge.stats == Counter({"published": 2})
         assert bridge._event_queue.empty()
 
-    def test_publish_without_subscribers_warns_that_the_api_may_not_run(
-        self, bridge, redis_client, bridge_logs
+    def test_publish_without_subscribers_warns_and_keeps_the_event_for_later(
+        self, bridge, redis_client, bridge_logs, start_reconnector
     ):
         redis_client.publish.return_value = 0
 
@@ -451,10 +467,12 @@ class TestAddEvent:
             warning(
                 f"No Redis subscribers received event {EVENT_TYPE} "
                 "(is the API running?)"
-            )
+            ),
+            debug(f"Queued event {EVENT_TYPE} locally"),
         ]
-        assert bridge.stats == Counter({"published": 1})
-        assert bridge._event_queue.empty()
+        assert bridge.stats == Counter({"published": 1, "queued_locally": 1})
+        assert drain(bridge) == [EVENT]
+        start_reconnector.assert_called_once_with()
 
     def test_publish_failure_reconnects_and_publishes_again(
         self, bridge, redis_client, mocker, bridge_logs
@@ -528,7 +546,9 @@ class TestAddEvent:
 
         bridge.add_event(EVENT_TYPE, PAYLOAD)
 
-        assert redis_cls.call_count == 2
+        # One client for the bridge's life: reconnecting pings it again.
+        redis_cls.assert_called_once()
+        assert redis_client.ping.call_count == 2
         assert bridge._redis_client is None
         assert drain(bridge) == [EVENT]
         assert bridge_logs() == [
@@ -747,7 +767,7 @@ class TestRedisSubscriberLoop:
 
         bridge._redis_subscriber_loop()
 
-        bridge._shutdown_event.wait.assert_called_once_with(5.0)
+        bridge._shutdown_event.wait.assert_called_once_with(1.0)
         bridge._init_redis.assert_called_once_with()
         assert steps == ["wait", "reconnect"]
         pubsub.subscribe.assert_called_once_with(CHANNEL)
@@ -758,6 +778,7 @@ class TestRedisSubscriberLoop:
         assert bridge_logs() == [
             SUBSCRIBED,
             attempt(1, 5, "lost"),
+            RESUBSCRIBED,
             SUBSCRIBER_STOPPED,
         ]
 
@@ -769,7 +790,7 @@ class TestRedisSubscriberLoop:
         bridge._redis_subscriber_loop()
 
         assert pubsub.get_message.call_count == 5
-        assert bridge._shutdown_event.wait.call_args_list == [call(5.0)] * 4
+        assert bridge._shutdown_event.wait.call_args_list == [call(1.0)] * 4
         assert bridge._init_redis.call_count == 4
         assert pubsub.subscribe.call_args_list == [call(CHANNEL)] * 5
         assert not bridge._shutdown_event.is_set()
@@ -777,7 +798,12 @@ class TestRedisSubscriberLoop:
         assert bridge.stats == Counter({"redis_errors": 5})
         assert bridge_logs() == [
             SUBSCRIBED,
-            *[attempt(n, 5, "lost") for n in range(1, 6)],
+            *[
+                line
+                for n in range(1, 5)
+                for line in (attempt(n, 5, "lost"), RESUBSCRIBED)
+            ],
+            attempt(5, 5, "lost"),
             GIVING_UP,
             SUBSCRIBER_STOPPED,
         ]
@@ -791,10 +817,12 @@ class TestRedisSubscriberLoop:
         bridge._redis_subscriber_loop()
 
         assert pubsub.get_message.call_count == 10
-        assert bridge._shutdown_event.wait.call_args_list == [call(5.0)] * 8
+        assert bridge._shutdown_event.wait.call_args_list == [call(1.0)] * 8
         assert bridge._init_redis.call_count == 8
         assert bridge.stats == Counter({"redis_errors": 8})
-        attempts = [attempt(n, 5, "lost") for n in range(1, 5)]
+        attempts = [
+            line for n in range(1, 5) for line in (attempt(n, 5, "lost"), RESUBSCRIBED)
+        ]
         assert bridge_logs() == [
             SUBSCRIBED,
             *attempts,
@@ -816,6 +844,7 @@ class TestRedisSubscriberLoop:
         assert bridge_logs() == [
             SUBSCRIBED,
             attempt(1, 2, "lost"),
+            RESUBSCRIBED,
             attempt(2, 2, "lost"),
             GIVING_UP,
             SUBSCRIBER_STOPPED,
@@ -854,7 +883,7 @@ class TestRedisSubscriberLoop:
         pubsub.close.assert_not_called()
         assert bridge._init_redis.call_count == 4
         assert bridge.stats == Counter({"redis_errors": 5})
-        no_subscriber = "'NoneType' object has no attribute 'get_message'"
+        no_subscriber = "not connected to Redis"
         assert bridge_logs() == [
             SUBSCRIBED,
             attempt(1, 5, "lost"),
@@ -1162,6 +1191,8 @@ class TestHealth:
             "subscriber_alive": False,
             "channel": "osism:events",
             "local_queue": 1,
+            "buffered": 1,
+            "outage": None,
             "counters": {"published": 2},
         }
 
