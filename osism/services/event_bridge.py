@@ -110,6 +110,13 @@ class EventBridge:
         self._outage_since: Optional[float] = None
         self._last_error: Optional[str] = None
         self._nobody_since: Optional[float] = None
+        # How many subscribers received the last event that anybody received,
+        # and since when a flush waits for that many to be back.
+        self._receivers_seen = 0
+        self._waiting_since: Optional[float] = None
+        # Drops of the backlog already logged (see _warn_once_about_drops).
+        self._drops_reported = 0
+        self._drop_warned = False
         self._origin = uuid.uuid4().hex
         self.channel = REDIS_CHANNEL
         self.max_retries = settings.redis_max_retries
@@ -318,6 +325,7 @@ class EventBridge:
         """
         if receivers > 0:
             self._nobody_since = None
+            self._receivers_seen = receivers
             return False
         now = time.monotonic()
         if self._nobody_since is None:
@@ -361,7 +369,18 @@ class EventBridge:
             self.stats["queued_locally"] += 1
             logger.debug("Queued event %s locally", event_data["event_type"])
         if wanted:
+            self._warn_once_about_drops()
             self._ensure_reconnector()
+
+    def _warn_once_about_drops(self) -> None:
+        backlog = self._backlog()
+        if backlog.dropped > self._drops_reported and not self._drop_warned:
+            self._drop_warned = True
+            logger.warning(
+                "The Redis buffer is full (%d events): dropping the oldest until "
+                "Redis takes them (REDIS_BUFFER_SIZE)",
+                backlog.maxsize,
+            )
 
     def _redis_wanted(self) -> bool:
         return REDIS_AVAILABLE and not self._redis_disabled
@@ -418,12 +437,15 @@ class EventBridge:
         """
         backlog = self._backlog()
         published = 0
+        if not self._subscribers_back():
+            return False
         while not self._shutdown_event.is_set():
             with self._publish_lock:
                 if backlog.empty():
                     self._reconnector_thread = None
                     if published:
                         logger.info("Published %d kept events to Redis", published)
+                    self._report_drops(backlog)
                     return True
                 client = self._redis_client
                 if client is None:
@@ -446,6 +468,61 @@ class EventBridge:
                 self.stats["published"] += 1
                 published += 1
         return False
+
+    def _subscribers_back(self) -> bool:
+        """Whether the subscribers are back to take kept events.
+
+        After an outage the API processes resubscribe one by one; publishing
+        kept events as soon as the first is back would lose them for the
+        others. When this bridge knows how many received its last event, it
+        waits for that many (at most ``subscriber_wait`` seconds); when it
+        does not (an API process that had not published), it waits until
+        every subscriber has had its chance to reconnect: the longest
+        reconnect delay, ``restart_max_delay``, plus one ``retry_delay``.
+        """
+        client = self._redis_client
+        if client is None:
+            return True
+        expected = self._receivers_seen
+        try:
+            listening = int(client.pubsub_numsub(self.channel)[0][1])
+        except Exception as e:
+            logger.debug("Counting the Redis subscribers failed: %s", e)
+            return True
+        if expected and listening >= expected:
+            self._waiting_since = None
+            return True
+        now = time.monotonic()
+        if expected:
+            limit = self.subscriber_wait
+        else:
+            limit = self.restart_max_delay + self.retry_delay
+        if self._waiting_since is None:
+            self._waiting_since = now
+            logger.info(
+                "Waiting up to %g s for the Redis subscribers (%d of %s back) "
+                "before publishing kept events",
+                limit,
+                listening,
+                expected or "unknown",
+            )
+        if now - self._waiting_since < limit:
+            return False
+        self._waiting_since = None
+        self._receivers_seen = listening
+        return True
+
+    def _report_drops(self, backlog: "EventBuffer[Dict[str, Any]]") -> None:
+        dropped = backlog.dropped - self._drops_reported
+        if dropped:
+            logger.warning(
+                "%d events were dropped while Redis could not take them "
+                "(the buffer holds %d)",
+                dropped,
+                backlog.maxsize,
+            )
+        self._drops_reported = backlog.dropped
+        self._drop_warned = False
 
     def _start_redis_subscriber(self) -> None:
         self._subscriber_thread = threading.Thread(

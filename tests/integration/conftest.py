@@ -33,6 +33,7 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from osism.settings import Settings
+from tests.integration.publisher_client import PublisherProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -659,3 +660,36 @@ def expected_data(payload: Dict[str, Any], service: str, resource_id: Any):
 def summary(frame: Dict[str, Any]) -> tuple:
     """(event_type, node_name, resource_id) of an event frame."""
     return (frame["event_type"], frame["node_name"], frame["data"]["resource_id"])
+
+
+# --------------------------------------------------------------------------
+# Listener-side publisher processes
+
+
+@pytest.fixture
+def publisher(tmp_path) -> Iterator[Callable[..., PublisherProcess]]:
+    """Factory of publisher processes (an EventBridge without WebSocket
+    manager, as in the listener) on a Redis and channel; closed at the end."""
+    started: List[PublisherProcess] = []
+
+    def start(
+        redis_server: RedisServer, channel: str, **settings: str
+    ) -> PublisherProcess:
+        env = clean_env(
+            **{
+                "REDIS_HOST": redis_server.host,
+                "REDIS_PORT": str(redis_server.port),
+                "REDIS_CHANNEL": channel,
+                **settings,
+            }
+        )
+        log = tmp_path / f"publisher-{len(started)}.log"
+        process = PublisherProcess(env, REPO_ROOT, log)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.close()
