@@ -66,7 +66,7 @@ async def publish_through_outage(server, publisher, first: int, seconds: float):
     """Keep handing numbered events to the publisher while Redis is down, for
     at least ``seconds`` and until the API's health shows the outage; checks
     that, once shown, it stays shown. The numbers published."""
-    numbers = []
+    numbers: List[int] = []
     started = time.monotonic()
     shown = False
     while not shown or time.monotonic() - started < seconds:
