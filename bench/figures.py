@@ -1,0 +1,244 @@
+"""Figures of one benchmark run, computed from what the processes reported.
+
+Definitions (bench/README.md explains them at more length):
+
+- latency: receive time (time.monotonic_ns() when the receiver read the
+  chunk holding the frame) - bench_sent_ns (just before add_event);
+- events/s of a client: events it received / (its last receive time - the
+  first publish time);
+- server CPU: utime + stime of the server process (all threads) from just
+  before the publisher's go until the receiver reported, per frame
+  delivered to the measured clients.
+"""
+
+import math
+from array import array
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from children import WatchResult
+from servers import ProcSample
+
+SEND_TIMEOUT_S = 5.0  # WEBSOCKET_SEND_TIMEOUT's default, which the run keeps
+# With a stopped client, the others' p99 while the server held it may be at
+# most this many times their p99 before (the project's target).
+STOPPED_P99_FACTOR = 1.5
+
+PERCENTILES = (50, 95, 99)
+
+
+def percentile(sorted_values: Sequence[int], p: float) -> int:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def latency_summary(values: Sequence[int]) -> Optional[Dict[str, float]]:
+    """p50/p95/p99/max in milliseconds, or None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    summary = {f"p{p}_ms": percentile(ordered, p) / 1e6 for p in PERCENTILES}
+    summary["max_ms"] = ordered[-1] / 1e6
+    return summary
+
+
+def read_latencies(path: str) -> Tuple["array[int]", "array[int]"]:
+    """Latencies and send times (ns), as bench/ws_client.py wrote them."""
+    values = array("q")
+    with open(path, "rb") as f:
+        values.frombytes(f.read())
+    half = len(values) // 2
+    return values[:half], values[half:]
+
+
+def phase_latencies(
+    latencies: "array[int]", sent: "array[int]", bounds: Dict[str, Tuple[int, int]]
+) -> Dict[str, Optional[Dict[str, float]]]:
+    """Latency summary of the events sent in each [start, end) period."""
+    phases: Dict[str, List[int]] = {name: [] for name in bounds}
+    for latency, sent_ns in zip(latencies, sent):
+        for name, (start, end) in bounds.items():
+            if start <= sent_ns < end:
+                phases[name].append(latency)
+    return {name: latency_summary(values) for name, values in phases.items()}
+
+
+def client_figures(
+    clients: List[Dict[str, Any]],
+    latencies: "array[int]",
+    events: int,
+    first_publish_ns: int,
+) -> List[Dict[str, Any]]:
+    """Per client: received, lost, duplicates, out of order, events/s and p99.
+
+    events/s = events received / (that client's last receive time - the
+    publisher's first publish time): the rate the whole pipeline delivered
+    to that client, publishing included.
+    """
+    figures = []
+    for client in clients:
+        start = client["latency_offset"]
+        own = latencies[start : start + client["received"]]
+        seconds = (client["last_ns"] - first_publish_ns) / 1e9
+        own_latency = latency_summary(own)
+        figures.append(
+            {
+                "received": client["received"],
+                "lost": events - client["received"],
+                "duplicates": client["duplicates"],
+                "out_of_order": client["out_of_order"],
+                "events_per_s": client["received"] / seconds if seconds > 0 else 0.0,
+                "p99_ms": own_latency["p99_ms"] if own_latency else None,
+                "close_code": client["close_code"],
+            }
+        )
+    return figures
+
+
+def build_result(config: Dict[str, Any], m: Dict[str, Any]) -> Dict[str, Any]:
+    """The --json document of a run: ``config`` and the measurements ``m``
+    (what the children reported, /proc samples, health, latencies)."""
+    published, received = m["published"], m["received"]
+    first_ns = published["first_ns"]
+    events = config["events"]
+    clients = client_figures(received["clients"], m["latencies"], events, first_ns)
+    delivered = sum(c["received"] for c in clients)
+    result: Dict[str, Any] = {
+        "config": config,
+        "clients": clients,
+        "latency": latency_summary(m["latencies"]),
+        "publisher": _publisher_figures(published, events),
+        "receiver": {
+            k: received[k]
+            for k in ("cpu_s", "cpu_sys_s", "ended_by", "wakeups", "recvs")
+        },
+        "server": _server_figures(
+            m["before"], m["after"], m["watched"], m["window_s"], delivered
+        ),
+        "health": m["health"],
+        "stopped_client": _stopped_figures(received, m["watched"], first_ns),
+        "compressed_messages": sum(c["compressed"] for c in received["clients"]),
+    }
+    if result["stopped_client"] is not None:
+        result["stopped_client"]["others_latency_by_phase"] = phase_latencies(
+            m["latencies"], m["sent"], _phases(result["stopped_client"], first_ns)
+        )
+    result["targets"] = targets(result)
+    return result
+
+
+def _publisher_figures(published: Dict[str, Any], events: int) -> Dict[str, Any]:
+    seconds = (published["last_ns"] - published["first_ns"]) / 1e9
+    return {
+        "seconds": seconds,
+        "events_per_s": events / seconds if seconds > 0 else 0.0,
+        "cpu_s": published["cpu_s"],
+        "max_behind_schedule_ms": published["max_behind_schedule_ms"],
+        "counters": published["counters"],
+    }
+
+
+def _server_figures(
+    before: ProcSample,
+    after: ProcSample,
+    watched: WatchResult,
+    window_s: float,
+    delivered: int,
+) -> Dict[str, Any]:
+    cpu_s = after.cpu_s - before.cpu_s
+    return {
+        "cpu_s": cpu_s,
+        "window_s": window_s,
+        "delivered_frames": delivered,
+        "cpu_us_per_frame": cpu_s * 1e6 / delivered if delivered else None,
+        "rss_before_mib": before.rss_kib / 1024,
+        "rss_after_mib": after.rss_kib / 1024,
+        "rss_max_mib": max(watched.max_rss_kib, after.rss_kib) / 1024,
+        "hwm_mib": after.hwm_kib / 1024,
+        "health_polls": watched.health_polls,
+    }
+
+
+def _stopped_figures(
+    received: Dict[str, Any], watched: WatchResult, first_ns: int
+) -> Optional[Dict[str, Any]]:
+    """When the server dropped the stopped client, and how long after its
+    socket stopped taking frames (the publish time of the last frame it got:
+    the next send is the one that blocked)."""
+    stopped = received["stopped_client"]
+    if stopped is None:
+        return None
+    dropped_ns = watched.dropped_at_ns
+    stalled_ns = stopped["last_sent_ns"] or None
+    return dict(
+        stopped,
+        dropped_ns=dropped_ns,
+        dropped_after_s=None if dropped_ns is None else (dropped_ns - first_ns) / 1e9,
+        stalled_after_s=None if stalled_ns is None else (stalled_ns - first_ns) / 1e9,
+        drop_after_stall_s=(
+            None
+            if dropped_ns is None or stalled_ns is None
+            else (dropped_ns - stalled_ns) / 1e9
+        ),
+    )
+
+
+def _phases(stopped: Dict[str, Any], first_ns: int) -> Dict[str, Tuple[int, int]]:
+    """Send-time periods of a stopped-client run: before its socket stalled,
+    while the server still held it, and after the server dropped it."""
+    end = 2**63 - 1
+    stalled = stopped["last_sent_ns"] or end
+    dropped = stopped["dropped_ns"] or end
+    return {
+        "before_stall": (first_ns, stalled),
+        "stalled": (stalled, dropped),
+        "after_drop": (dropped, end),
+    }
+
+
+def targets(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The project's targets that apply to this configuration, met or not."""
+    config, clients, server = result["config"], result["clients"], result["server"]
+    found = []
+
+    def check(what: str, value: Any, met: bool) -> None:
+        found.append({"what": what, "value": value, "met": met})
+
+    lost = sum(c["lost"] for c in clients)
+    slowest = min(c["events_per_s"] for c in clients)
+    p99 = (result["latency"] or {}).get("p99_ms")
+    if not config["rate"] and not config["stopped_client"]:
+        check("0 lost", lost, lost == 0)
+        check(">= 10,000 events/s per client (slowest)", slowest, slowest >= 10_000)
+        us = server["cpu_us_per_frame"]
+        check("<= 6 us server CPU per frame", us, us is not None and us <= 6)
+    if config["rate"] and config["rate"] <= 5000 and not config["compression"]:
+        bound = 1.0 if config["rate"] <= 1000 else 5.0
+        check(f"p99 <= {bound:g} ms", p99, p99 is not None and p99 <= bound)
+    stopped = result["stopped_client"]
+    if stopped is not None:
+        check("others lose nothing", lost, lost == 0)
+        growth = server["rss_max_mib"] - server["rss_before_mib"]
+        check(
+            "server RSS grows <= 20 MB (max sampled - before, MiB)",
+            growth,
+            growth <= 20,
+        )
+        phases = stopped["others_latency_by_phase"]
+        before, held = phases["before_stall"], phases["stalled"]
+        if before and held:
+            ratio = held["p99_ms"] / before["p99_ms"]
+            check(
+                "others' p99 while the server held the stopped client <= "
+                f"{STOPPED_P99_FACTOR:g} x their p99 before it stalled",
+                ratio,
+                ratio <= STOPPED_P99_FACTOR,
+            )
+        delay = stopped["drop_after_stall_s"]
+        check(
+            f"stopped client dropped within the send bound ({SEND_TIMEOUT_S:g} s "
+            "+ 0.1 s health polling) after its socket stalled",
+            delay,
+            delay is not None and delay <= SEND_TIMEOUT_S + 0.1,
+        )
+    return found
