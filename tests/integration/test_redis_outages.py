@@ -7,6 +7,7 @@ outage longer than the subscriber's whole retry budget takes about a second.
 
 import contextlib
 import os
+import signal
 import time
 from typing import Any, Dict, List
 
@@ -227,11 +228,11 @@ class TestAPublisherStartedWhileRedisIsDown:
         assert health["counters"]["reconnects"] >= 1
 
 
-def api_connections(redis_server) -> List[Dict[str, Any]]:
-    """The Redis connections of everybody but the caller."""
+def api_connections(redis_server, kind=None) -> List[Dict[str, Any]]:
+    """The Redis connections (of ``kind``) of everybody but the caller."""
     with contextlib.closing(redis_server.client()) as client:
         own = client.client_id()
-        return [c for c in client.client_list() if int(c["id"]) != own]
+        return [c for c in client.client_list(_type=kind) if int(c["id"]) != own]
 
 
 def kill_connections(redis_server, kind: str) -> int:
@@ -279,26 +280,70 @@ class TestReconnecting:
 
     @pytest.mark.timeout(30)
     @pytest.mark.anyio
-    async def test_a_failed_publish_in_the_api_leaves_its_subscriber_reading(
+    async def test_a_failed_publish_in_the_api_leaves_its_subscriber_alone(
         self, own_redis_server, api_server
     ):
         """The API's ingest reconnects from a request thread while its
-        subscriber thread reads; the pub/sub it reads must stay the one it
-        subscribed. Redis pausing writes makes the publish time out while
-        everything else keeps working."""
+        subscriber thread reads: the pub/sub connection it reads is not
+        closed or replaced under it. Redis pausing every client makes the
+        publish and the reconnect time out while the idle pub/sub connection
+        is not touched."""
         redis = own_redis_server
         env = {**FAST, "REDIS_SOCKET_TIMEOUT": "0.3"}
         server = api_server("redis", redis_server=redis, env=env)
         async with open_stream(server.ws_url, node_filters=[NODE]) as stream:
             await post_event(server, **numbered(1))
             assert sequence([await stream.receive()]) == seq(1)
+            reader = [c["id"] for c in api_connections(redis, "pubsub")]
 
             with contextlib.closing(redis.client()) as client:
-                client.client_pause(1000, all=False)
+                client.client_pause(1500, all=True)
             await post_event(server, **numbered(2))
+            assert sequence([await stream.receive()]) == seq(2)
+            await wait_for_health(server, recovered, timeout=RESUME_DEADLINE)
             await post_event(server, **numbered(3))
-            frames = await receive_all(stream, seq(3))
-        assert sequence(frames) == seq(2, 3)
+            assert sequence([await stream.receive()]) == seq(3)
+        output = server.output()
         assert "Failed to publish event baremetal.node.power_set.end to Redis: " in (
-            server.output()
+            output
         )
+        assert "Failed to connect to Redis: Timeout" in output
+        assert [c["id"] for c in api_connections(redis, "pubsub")] == reader
+        health = await get_health(server)
+        assert health["bridge"]["counters"].get("redis_errors", 0) == 0
+
+
+class TestKeptEventsWaitForEverySubscriber:
+    @pytest.mark.timeout(40)
+    @pytest.mark.anyio
+    async def test_a_late_api_still_gets_what_another_kept_for_it(
+        self, own_redis_server, api_server
+    ):
+        """API b is frozen (SIGSTOP) while Redis comes back; API a, which
+        knows two subscribers took its last event, holds what it kept until
+        b has resubscribed."""
+        redis = own_redis_server
+        a = api_server("redis", redis_server=redis, env=FAST)
+        b = api_server("redis", redis_server=redis, env=FAST, channel=a.channel)
+        assert b.process is not None
+        async with open_stream(a.ws_url) as on_a, open_stream(b.ws_url) as on_b:
+            await post_event(a, **numbered(1))
+            for stream in (on_a, on_b):
+                assert sequence([await stream.receive()]) == seq(1)
+
+            await anyio.to_thread.run_sync(redis.stop)
+            await wait_for_health(b, degraded)
+            await post_event(a, **numbered(2))
+            assert sequence([await on_a.receive()]) == seq(2)
+            b.process.send_signal(signal.SIGSTOP)
+            try:
+                await anyio.to_thread.run_sync(redis.start)
+                await wait_until(
+                    lambda: "Waiting up to 10 s for the Redis subscribers (1 of 2 "
+                    "back)" in a.output(),
+                    RESUME_DEADLINE,
+                )
+            finally:
+                b.process.send_signal(signal.SIGCONT)
+            assert sequence([await on_b.receive(RESUME_DEADLINE)]) == seq(2)
+        await wait_for_health(a, recovered, timeout=RESUME_DEADLINE)
