@@ -35,9 +35,10 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from osism.services.event_buffer import EventBuffer
+from osism.services.loop_handoff import LoopHandoff
 from osism.settings import get_settings
 
 logger = logging.getLogger("osism.event_bridge")
@@ -118,6 +119,7 @@ class EventBridge:
         self._drops_reported = 0
         self._drop_warned = False
         self._origin = uuid.uuid4().hex
+        self._handoff: "Optional[LoopHandoff[Tuple[str, Dict[str, Any]]]]" = None
         self.channel = REDIS_CHANNEL
         self.max_retries = settings.redis_max_retries
         self.retry_delay = settings.redis_retry_delay
@@ -266,9 +268,7 @@ class EventBridge:
                     receivers = self._publish(event_type, message)
                     if receivers is not None and not self._keeps_unreceived(receivers):
                         return
-                    self._keep(event_data, unreceived=receivers is not None)
-                else:
-                    self._keep(event_data, unreceived=False)
+                self._keep(event_data)
         except queue.Full:
             self.stats["dropped"] += 1
             logger.warning("Local event queue full, dropping event %s", event_type)
@@ -347,27 +347,23 @@ class EventBridge:
             return self._event_queue
         return self._pending
 
-    def _keep(self, event_data: Dict[str, Any], unreceived: bool) -> None:
+    def _keep(self, event_data: Dict[str, Any]) -> None:
         """Keep an event Redis did not deliver; publish it when Redis can.
 
-        ``unreceived`` means Redis took it but no subscriber, not even this
-        process's own, received it.
+        In the API process, local clients get it now from the local queue
+        (its own subscriber did not receive it either: Redis was down, or
+        took it for nobody) and the other API processes once Redis can take
+        it; it carries this bridge's origin then, so its own subscriber skips
+        it. Delivering locally at once also keeps the local order: nothing
+        waits for the own subscriber.
         """
-        serving = self._websocket_manager is not None
         wanted = self._redis_wanted()
-        if serving and wanted:
-            # In the API process: the other API processes get it once Redis
-            # is back. Unless Redis took it already, local clients get it now
-            # from the local queue, and this bridge's subscriber skips it.
-            kept = (
-                event_data if unreceived else {**event_data, ORIGIN_KEY: self._origin}
-            )
-            self._pending.put_nowait(kept)
+        if wanted and self._websocket_manager is not None:
+            self._pending.put_nowait({**event_data, ORIGIN_KEY: self._origin})
             self.stats["kept_for_redis"] += 1
-        if not (serving and unreceived):
-            self._event_queue.put_nowait(event_data)
-            self.stats["queued_locally"] += 1
-            logger.debug("Queued event %s locally", event_data["event_type"])
+        self._event_queue.put_nowait(event_data)
+        self.stats["queued_locally"] += 1
+        logger.debug("Queued event %s locally", event_data["event_type"])
         if wanted:
             self._warn_once_about_drops()
             self._ensure_reconnector()
@@ -660,11 +656,12 @@ class EventBridge:
         """Hand one event to the WebSocket manager.
 
         Fix of the seed's design: when the manager has recorded the loop its
-        broadcaster runs on, the event is scheduled onto that loop with
-        call_soon_threadsafe and this thread moves on at once; a fresh private
-        loop per event, as the seed did, would touch the manager's asyncio
-        queue from this thread while the broadcaster's loop uses it. The
-        private loop remains only for a manager that has no loop yet.
+        broadcaster runs on, the event is handed to that loop (in batches, see
+        :mod:`osism.services.loop_handoff`) and this thread moves on at once;
+        a fresh private loop per event, as the seed did, would touch the
+        manager's asyncio queue from this thread while the broadcaster's loop
+        uses it. The private loop remains only for a manager that has no loop
+        yet.
         """
         manager = self._websocket_manager
         if manager is None:
@@ -676,9 +673,7 @@ class EventBridge:
             payload = event_data["payload"]
             loop = getattr(manager, "loop", None)
             if isinstance(loop, asyncio.AbstractEventLoop):
-                loop.call_soon_threadsafe(
-                    manager.enqueue_notification, event_type, payload
-                )
+                self._handoff_to(manager, loop).submit((event_type, payload))
                 return
             private_loop = asyncio.new_event_loop()
             try:
@@ -690,6 +685,16 @@ class EventBridge:
         except Exception as e:
             self.stats["dropped"] += 1
             logger.error("Error handing an event to the WebSocket manager: %r", e)
+
+    def _handoff_to(
+        self, manager: Any, loop: asyncio.AbstractEventLoop
+    ) -> "LoopHandoff[Tuple[str, Dict[str, Any]]]":
+        handoff = self._handoff
+        if handoff is None or handoff.loop is not loop or handoff.owner is not manager:
+            handoff = self._handoff = LoopHandoff(
+                loop, lambda event: manager.enqueue_notification(*event), manager
+            )
+        return handoff
 
     def _process_events(self) -> None:
         """Deliver locally queued events to the WebSocket manager until shutdown."""

@@ -25,6 +25,8 @@ logger = logging.getLogger("osism.websocket")
 
 # Close code sent to a client the server drops (RFC 6455: internal error).
 CLOSE_DROPPED = 1011
+# Most events the broadcaster fans out before it lets the senders run.
+BATCH_SIZE = 256
 
 
 class EventMessage:
@@ -280,16 +282,32 @@ class WebSocketManager:
             while True:
                 try:
                     event = await self.event_queue.get()
-                    self._fan_out(event)
+                    self._fan_out_batch(event)
+                    # Let the senders write this batch before the next one.
+                    await asyncio.sleep(0)
                 except asyncio.CancelledError:
                     # The seed contract: cancelling ends the broadcaster
                     # quietly; the task finishes instead of raising.
                     logger.info("Event broadcaster cancelled")
                     break
-                except Exception as e:
-                    logger.error("Error in event broadcaster: %s", e)
         finally:
             self._stop_senders()
+
+    def _fan_out_batch(self, event: EventMessage) -> None:
+        """Fan out ``event`` and up to BATCH_SIZE - 1 events queued behind it.
+
+        Events handed over together go out together, so each client's sender
+        wakes once per batch instead of once per event. A failing event is
+        logged and the others still go out.
+        """
+        batch = [event]
+        while len(batch) < BATCH_SIZE and not self.event_queue.empty():
+            batch.append(self.event_queue.get_nowait())
+        for event in batch:
+            try:
+                self._fan_out(event)
+            except Exception as e:
+                logger.error("Error in event broadcaster: %s", e)
 
     def _fan_out(self, event: EventMessage) -> None:
         self.stats["received"] += 1

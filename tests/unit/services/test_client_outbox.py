@@ -88,6 +88,26 @@ class TestDrainForever:
         with anyio.fail_after(5), pytest.raises(TimeoutError):
             await draining(outbox)
 
+    async def test_the_time_bound_is_per_send_not_per_batch(self, draining):
+        """Twenty sends of 10 ms each take longer than the 50 ms bound
+        together, and none of them alone: the client is kept."""
+        sent = []
+
+        async def slow_send(frame):
+            await asyncio.sleep(0.01)
+            sent.append(frame)
+
+        outbox = make_outbox(
+            AsyncMock(side_effect=slow_send), send_timeout=0.05, max_pending=20
+        )
+        for frame in range(20):
+            outbox.put(str(frame))
+        task = draining(outbox)
+
+        await wait_until(lambda: len(sent) == 20)
+        assert not task.done()
+        assert sent == [str(frame) for frame in range(20)]
+
     async def test_an_overflow_ends_the_drain_after_the_current_send(self, draining):
         release = asyncio.Event()
         sent = []

@@ -13,6 +13,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from osism.services.websocket_manager import (
+    BATCH_SIZE,
     CLOSE_DROPPED,
     EventMessage,
     WebSocketConnection,
@@ -611,6 +612,54 @@ class TestBroadcaster:
             await wait_until(lambda: websocket.send_text.await_count == 1)
 
         websocket.send_text.assert_awaited_once_with(message.to_json())
+
+    async def test_events_queued_together_all_go_out_in_order(self, make_websocket):
+        """More events than one batch of the broadcaster holds."""
+        count = BATCH_SIZE * 2 + 3
+        manager = WebSocketManager(send_timeout=5.0, max_pending=count)
+        websocket = make_websocket()
+        connect_fake(manager, websocket)
+        for n in range(count):
+            manager.enqueue_notification(f"compute.instance.n{n}", {})
+
+        async with broadcasting(manager):
+            with anyio.fail_after(5):
+                await wait_until(lambda: websocket.send_text.await_count == count)
+
+        sent = [
+            json.loads(c.args[0])["event_type"]
+            for c in websocket.send_text.await_args_list
+        ]
+        assert sent == [f"compute.instance.n{n}" for n in range(count)]
+        assert manager.stats["received"] == count
+
+    async def test_a_failing_event_in_a_batch_leaves_the_others_going_out(
+        self, manager, make_websocket, broadcaster, websocket_logs, mocker
+    ):
+        websocket = make_websocket()
+        connect_fake(manager, websocket)
+        events = [event(f"compute.instance.n{n}") for n in range(3)]
+        real_fan_out = manager._fan_out
+
+        def fan_out(message):
+            if message is events[1]:
+                raise ValueError("boom")
+            real_fan_out(message)
+
+        mocker.patch.object(manager, "_fan_out", side_effect=fan_out)
+        for message in events:
+            manager.event_queue.put_nowait(message)
+
+        with anyio.fail_after(5):
+            await wait_until(lambda: websocket.send_text.await_count == 2)
+
+        assert [c.args[0] for c in websocket.send_text.await_args_list] == [
+            events[0].to_json(),
+            events[2].to_json(),
+        ]
+        assert (WS, logging.ERROR, "Error in event broadcaster: boom") in (
+            websocket_logs()
+        )
 
     async def test_the_broadcaster_records_its_loop(self, manager, broadcaster):
         with anyio.fail_after(5):
