@@ -116,6 +116,7 @@ def build_result(config: Dict[str, Any], m: Dict[str, Any]) -> Dict[str, Any]:
             m["before"], m["after"], m["watched"], m["window_s"], delivered
         ),
         "health": m["health"],
+        "machine": m["machine"],
         "stopped_client": _stopped_figures(received, m["watched"], first_ns),
         "compressed_messages": sum(c["compressed"] for c in received["clients"]),
     }

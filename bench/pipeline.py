@@ -13,6 +13,7 @@ late, and what it cost the server. See bench/README.md for the figures.
 import argparse
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from servers import (
     ApiServer,
     api_server,
     clean_env,
+    code_identity,
     redis_server,
     running,
     sample,
@@ -44,7 +46,9 @@ FAST_RECEIVER_PAUSE_MS = 1.0
 
 
 @contextlib.contextmanager
-def services(workdir: Path, compression: bool) -> Iterator[tuple[ApiServer, int, str]]:
+def services(
+    workdir: Path, compression: bool, tree: Optional[Path]
+) -> Iterator[tuple[ApiServer, int, str]]:
     """redis-server and the API; yields (API, Redis port, channel)."""
     channel = f"osism:events:bench:{uuid.uuid4().hex[:12]}"
     with open(workdir / "redis.log", "wb") as redis_log, open(
@@ -52,7 +56,8 @@ def services(workdir: Path, compression: bool) -> Iterator[tuple[ApiServer, int,
     ) as api_log:
         with redis_server(workdir, redis_log) as redis_port:
             try:
-                with api_server(redis_port, channel, compression, api_log) as api:
+                server = api_server(redis_port, channel, compression, api_log, tree)
+                with server as api:
                     yield api, redis_port, channel
             except Exception:
                 api_log.flush()
@@ -113,13 +118,15 @@ def wait_for_clients(api: ApiServer, expected: int) -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
     latency_file = workdir / "latencies.bin"
-    with services(workdir, args.compression) as (api, redis_port, channel):
+    tree = args.osism_tree
+    with services(workdir, args.compression, tree) as (api, redis_port, channel):
         receiver_proc = running(receiver_argv(args, api.port, latency_file), pipes=True)
         with receiver_proc as rproc:
             receiver = ChildLines(rproc, "receiver")
             receiver.read(CONNECT_TIMEOUT, "clients connected")
             wait_for_clients(api, args.clients + (1 if args.stopped_client else 0))
             env = clean_env(
+                tree,
                 REDIS_HOST="127.0.0.1",
                 REDIS_PORT=str(redis_port),
                 REDIS_CHANNEL=channel,
@@ -143,6 +150,7 @@ def measure(
     around it: CPU and RSS just before the go and after the last frame."""
     pid = api.proc.pid
     watch = ServerWatch(pid, api.port, watch_drops=args.stopped_client)
+    loadavg = Path("/proc/loadavg").read_text().split()[:3]
     before = sample(pid)
     before_ns = time.monotonic_ns()
     watch.start()
@@ -164,6 +172,7 @@ def measure(
         "after": after,
         "window_s": window_s,
         "watched": watched,
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": loadavg},
     }
 
 
@@ -202,6 +211,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="pause between the receiver's reads (default: "
         f"{FAST_RECEIVER_PAUSE_MS:g} ms as fast as possible, 0 with --rate)",
     )
+    parser.add_argument(
+        "--osism-tree",
+        type=lambda text: Path(text).resolve(),
+        default=None,
+        help="run the server and publisher on the osism/ package in this "
+        "directory (default: the venv's, i.e. this work tree)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if (
@@ -210,6 +226,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         or (args.rate is not None and args.rate <= 0)
     ):
         parser.error("--events, --clients and --rate must be positive")
+    if args.osism_tree is not None and not (args.osism_tree / "osism").is_dir():
+        parser.error(f"no osism/ package in {args.osism_tree}")
     return args
 
 
@@ -231,6 +249,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "stopped_client": args.stopped_client,
         "compression": args.compression,
         "receiver_pause_ms": receiver_pause_ms(args),
+        "code": code_identity(args.osism_tree),
     }
     result = build_result(config, measured)
     if args.json:

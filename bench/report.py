@@ -23,6 +23,7 @@ def summary_lines(result: Dict[str, Any]) -> List[str]:
         + (f"{rate:g} events/s" if rate else "as fast as possible")
         + (", stopped client" if config["stopped_client"] else "")
         + (", permessage-deflate" if config["compression"] else ""),
+        _code_line(config["code"]),
         "",
     ]
     lines += _client_table(result["clients"])
@@ -31,6 +32,14 @@ def summary_lines(result: Dict[str, Any]) -> List[str]:
         lines += [""] + _stopped(result["stopped_client"])
     lines += [""] + _targets(result["targets"])
     return lines
+
+
+def _code_line(code: Dict[str, Any]) -> str:
+    line = f"osism code: {code['tree']}, sha256 of osism/*.py {code['osism_sha256']}"
+    if "git_head" in code:
+        line += f", git {code['git_head']}"
+        line += " with osism/ modified" if code["osism_modified"] else " (clean)"
+    return line
 
 
 def _client_table(clients: List[Dict[str, Any]]) -> List[str]:

@@ -5,6 +5,7 @@ not stop when asked is killed.
 """
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -60,11 +61,48 @@ def free_port() -> int:
         return port
 
 
-def clean_env(**settings: str) -> Dict[str, str]:
-    """The environment without any osism setting, plus ``settings``."""
+def clean_env(tree: Optional[Path] = None, **settings: str) -> Dict[str, str]:
+    """The environment without any osism setting, plus ``settings``; with
+    ``tree``, `import osism` finds the package in that directory first
+    (PYTHONPATH comes before the venv's editable install)."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
     env.update(settings)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(tree), os.environ.get("PYTHONPATH")) if p
+        )
     return env
+
+
+def code_identity(tree: Optional[Path]) -> Dict[str, Any]:
+    """Which osism code a run measured: a digest of its osism/*.py files,
+    and the git commit and whether osism/ differs from it, where known.
+
+    Other developers change osism/ in the same work tree, so the commit
+    alone does not say what ran.
+    """
+    root = REPO_ROOT if tree is None else tree
+    digest = hashlib.sha256()
+    for path in sorted((root / "osism").rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    identity: Dict[str, Any] = {
+        "tree": str(root),
+        "osism_sha256": digest.hexdigest()[:12],
+    }
+    if (root / ".git").exists():
+        identity["git_head"] = _git(root, "rev-parse", "--short", "HEAD")
+        identity["osism_modified"] = bool(
+            _git(root, "status", "--porcelain", "--", "osism")
+        )
+    return identity
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+    )
+    return done.stdout.strip()
 
 
 def stop_process(proc: "subprocess.Popen[Any]") -> None:
@@ -161,7 +199,11 @@ class ApiServer:
 
 @contextlib.contextmanager
 def api_server(
-    redis_port: int, channel: str, compression: bool, log: IO[bytes]
+    redis_port: int,
+    channel: str,
+    compression: bool,
+    log: IO[bytes],
+    tree: Optional[Path] = None,
 ) -> Iterator[ApiServer]:
     """`osism service api` as README starts it, on Redis; yields once the
     bridge is in redis mode with its subscriber running."""
@@ -175,7 +217,7 @@ def api_server(
         settings["WEBSOCKET_PER_MESSAGE_DEFLATE"] = "true"
     argv = [str(OSISM), "--log-level", "warning", "service", "api"]
     argv += ["--host", LOOPBACK, "--port", str(port)]
-    with running(argv, env=clean_env(**settings), log=log) as proc:
+    with running(argv, env=clean_env(tree, **settings), log=log) as proc:
         server = ApiServer(proc, port)
         wait_until(lambda: _alive(proc) and _ready(port), 20.0, "API on Redis")
         check_is_server(proc.pid)
