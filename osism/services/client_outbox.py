@@ -7,11 +7,16 @@ moves on. Frames are sent in the order they were put.
 
 import asyncio
 from collections import deque
-from typing import Awaitable, Callable, Deque
+from typing import Any, Awaitable, Callable, Deque, Optional
 
 
 class OutboxFull(Exception):
     """More frames are waiting for a client than its outbox may hold."""
+
+
+# Message of the cancellation that cuts short a send blocked on a client
+# whose outbox overflowed.
+_OVERFLOW = "osism: client outbox overflowed"
 
 
 class ClientOutbox:
@@ -28,14 +33,17 @@ class ClientOutbox:
         self._frames: Deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._overflowed = False
+        # The task in drain_forever while it waits for a send, else None.
+        self._sending: "Optional[asyncio.Task[Any]]" = None
 
     def put(self, frame: str) -> bool:
         """Queue a frame without waiting; False if the client is too far behind.
 
         Once ``max_pending`` frames wait, the outbox overflows for good: the
-        waiting frames are released and the draining task ends with OutboxFull
-        as soon as its current send returns (or times out), so the one task
-        that owns the client is also the one that drops it.
+        waiting frames are released and the draining task ends with
+        OutboxFull at once, cutting short a send that is blocked on the
+        client, so the one task that owns the client is also the one that
+        drops it.
         """
         if self._overflowed:
             return False
@@ -43,6 +51,8 @@ class ClientOutbox:
             self._overflowed = True
             self._frames.clear()
             self._wakeup.set()
+            if self._sending is not None:
+                self._sending.cancel(_OVERFLOW)
             return False
         self._frames.append(frame)
         self._wakeup.set()
@@ -66,15 +76,30 @@ class ClientOutbox:
         slack = self.send_timeout / 10
         while True:
             if self._frames:
-                async with asyncio.timeout(self.send_timeout) as bound:
-                    moved_at = loop.time()
-                    while self._frames:
-                        now = loop.time()
-                        if now - moved_at >= slack:
-                            bound.reschedule(now + self.send_timeout)
-                            moved_at = now
-                        await self._send(self._frames.popleft())
+                task = asyncio.current_task()
+                assert task is not None, "drain_forever runs in a task"
+                self._sending = task
+                try:
+                    async with asyncio.timeout(self.send_timeout) as bound:
+                        moved_at = loop.time()
+                        while self._frames:
+                            now = loop.time()
+                            if now - moved_at >= slack:
+                                bound.reschedule(now + self.send_timeout)
+                                moved_at = now
+                            await self._send(self._frames.popleft())
+                except asyncio.CancelledError as e:
+                    # Only an overflow alone becomes OutboxFull; a cancel
+                    # from outside (shutdown, disconnect) stays a cancel.
+                    if e.args == (_OVERFLOW,) and task.uncancel() == 0:
+                        raise self._full() from None
+                    raise
+                finally:
+                    self._sending = None
             if self._overflowed:
-                raise OutboxFull(f"more than {self.max_pending} frames were pending")
+                raise self._full()
             self._wakeup.clear()
             await self._wakeup.wait()
+
+    def _full(self) -> OutboxFull:
+        return OutboxFull(f"more than {self.max_pending} frames were pending")

@@ -318,8 +318,8 @@ class WebSocketManager:
                 continue
             if frame is None:
                 frame = event.to_json()
-            self._deliver(connection, frame)
-            sent_count += 1
+            if self._deliver(connection, frame):
+                sent_count += 1
         self.stats["broadcast"] += sent_count
         logger.debug(
             "Event %s sent to %d of %d clients",
@@ -328,7 +328,8 @@ class WebSocketManager:
             len(self.connections),
         )
 
-    def _deliver(self, connection: WebSocketConnection, frame: str) -> None:
+    def _deliver(self, connection: WebSocketConnection, frame: str) -> bool:
+        """Queue ``frame`` for the client; False if its outbox refused it."""
         if connection.outbox is None:
             connection.outbox = ClientOutbox(
                 connection.websocket.send_text,
@@ -336,7 +337,7 @@ class WebSocketManager:
                 max_pending=self.max_pending,
             )
             connection.sender = asyncio.create_task(self._run_sender(connection))
-        connection.outbox.put(frame)
+        return connection.outbox.put(frame)
 
     async def _run_sender(self, connection: WebSocketConnection) -> None:
         """Drain one client's outbox; on the first failure, drop the client."""

@@ -410,12 +410,6 @@ class TestAClientThatFallsTooFarBehindIsDropped:
             )
         ]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the server drops a client over WEBSOCKET_MAX_PENDING only once "
-        "its blocked send returns or times out (ClientOutbox.drain_forever), "
-        "so a client that stops reading stays connected until the send bound",
-    )
     @pytest.mark.anyio
     async def test_while_it_reads_nothing_it_is_dropped_and_the_other_gets_everything(  # noqa: E501
         self, api_server, redis_server

@@ -108,27 +108,60 @@ class TestDrainForever:
         assert not task.done()
         assert sent == [str(frame) for frame in range(20)]
 
-    async def test_an_overflow_ends_the_drain_after_the_current_send(self, draining):
-        release = asyncio.Event()
+    async def test_an_overflow_cuts_a_blocked_send_short_and_ends_the_drain(
+        self, draining
+    ):
         sent = []
 
-        async def slow_send(frame):
+        async def blocked_send(frame):
             sent.append(frame)
-            await release.wait()
+            await asyncio.Event().wait()
 
-        outbox = make_outbox(AsyncMock(side_effect=slow_send), max_pending=1)
+        outbox = make_outbox(AsyncMock(side_effect=blocked_send), max_pending=1)
         outbox.put("first")
         task = draining(outbox)
         await wait_until(lambda: sent == ["first"])
         assert outbox.put("second") is True
         assert outbox.put("third") is False
-        release.set()
 
         with anyio.fail_after(5), pytest.raises(
             OutboxFull, match=r"^more than 1 frames were pending$"
         ):
             await task
         assert sent == ["first"]
+
+    async def test_an_overflow_while_not_sending_ends_the_drain_when_it_wakes(
+        self, draining
+    ):
+        outbox = make_outbox(AsyncMock(), max_pending=1)
+        outbox.put("a")
+        outbox.put("b")
+
+        with anyio.fail_after(5), pytest.raises(OutboxFull):
+            await draining(outbox)
+
+    @pytest.mark.parametrize("overflow_too", [False, True])
+    async def test_cancelling_a_blocked_drain_is_a_cancellation(
+        self, draining, overflow_too
+    ):
+        sent = []
+
+        async def blocked_send(frame):
+            sent.append(frame)
+            await asyncio.Event().wait()
+
+        outbox = make_outbox(AsyncMock(side_effect=blocked_send), max_pending=1)
+        outbox.put("first")
+        task = draining(outbox)
+        await wait_until(lambda: sent == ["first"])
+
+        task.cancel()
+        if overflow_too:
+            outbox.put("second")
+            outbox.put("third")
+
+        with anyio.fail_after(5), pytest.raises(asyncio.CancelledError):
+            await task
 
     async def test_an_idle_outbox_waits_without_sending(self, draining):
         send = AsyncMock()
