@@ -10,9 +10,9 @@ test:
 	bash scripts/test
 
 lint:
-	$(PIPENV) run flake8 osism tests
-	$(PIPENV) run black --check osism tests
-	$(PIPENV) run mypy osism tests
+	$(PIPENV) run flake8 osism tests bench
+	$(PIPENV) run black --check osism tests bench
+	$(PIPENV) run mypy osism tests bench
 
 # Mutation testing of osism/services/ against the unit suite (config in
 # setup.cfg [mutmut]; coverage is off there since mutmut runs pytest itself).
