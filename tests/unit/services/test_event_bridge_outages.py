@@ -436,6 +436,40 @@ class TestSubscriberOwnership:
         ]
 
 
+class TestPublishFailures:
+    def test_a_publish_failure_is_an_outage_until_the_reconnect(
+        self, bridge, redis_client, clock, bridge_logs
+    ):
+        redis_client.publish.side_effect = [ConnectionError("reset"), 1]
+        clock.time.side_effect = [T0, T0 + 0.5]
+
+        add(bridge, event(1))
+
+        name = event(1)["event_type"]
+        assert bridge.health()["outage"] is None
+        assert bridge_logs() == [
+            error(f"Failed to publish event {name} to Redis: reset"),
+            info("Redis is back after 0.5 s"),
+            CONNECTED,
+            info(f"Published event {name} to Redis after reconnect"),
+        ]
+
+    def test_a_publish_failing_again_after_the_reconnect_leaves_no_client(
+        self, bridge, redis_client, clock, start_reconnector
+    ):
+        redis_client.publish.side_effect = [
+            ConnectionError("reset"),
+            ConnectionError("still down"),
+        ]
+
+        add(bridge, event(1))
+
+        assert bridge._redis_client is None
+        assert bridge.health()["outage"] == {"since": T0_TEXT, "error": "still down"}
+        assert contents(bridge._event_queue) == [event(1)]
+        start_reconnector.assert_called_once_with()
+
+
 class TestAddEventBehindKeptEvents:
     def test_while_events_are_kept_new_ones_queue_behind_them_unpublished(
         self, bridge, redis_client, start_reconnector
@@ -696,6 +730,8 @@ class TestReconnectLoop:
         assert down_waits.call_args_list == [call(1.0)]
         assert redis_client.publish.call_args_list == published(*events)
         assert down_bridge._event_queue.empty()
+        # Every event taken was marked done: a join() on the buffer returns.
+        assert down_bridge._event_queue.unfinished_tasks == 0
         assert down_bridge._reconnector_thread is None
         assert down_bridge.stats == Counter({"reconnects": 1, "published": 3})
         assert bridge_logs() == [
@@ -911,7 +947,7 @@ class TestReconnectLoop:
         assert bridge_logs() == [RECONNECTOR_STOPPED]
 
     def test_a_flush_without_a_client_leaves_the_backlog_alone(
-        self, bridge, redis_client
+        self, bridge, redis_client, bridge_logs
     ):
         sentinel = threading.current_thread()
         bridge._reconnector_thread = sentinel
@@ -923,6 +959,8 @@ class TestReconnectLoop:
         redis_client.publish.assert_not_called()
         assert contents(bridge._event_queue) == [event(1)]
         assert bridge._reconnector_thread is sentinel
+        assert bridge.health()["outage"] is None
+        assert bridge_logs() == []
 
 
 def waiting_for(limit: str, listening: int, expected: Any) -> Any:
@@ -993,14 +1031,14 @@ class TestWaitingForSubscribers:
         self, bridge, redis_client, clock, bridge_logs
     ):
         bridge._receivers_seen = 2
-        redis_client.pubsub_numsub.side_effect = numsub(1, 1, 1, 0)
+        redis_client.pubsub_numsub.side_effect = numsub(1, 1, 0)
         clock.monotonic.side_effect = [100.0, 110.0, 120.0]
 
-        waited = [bridge._subscribers_back() for _ in range(4)]
+        waited = [bridge._subscribers_back() for _ in range(3)]
 
-        # 1 of 2 back: waits; 10 s later it gives up and expects 1; 1 of 1
-        # back: ready; 0 of 1 back: a new wait starts.
-        assert waited == [False, True, True, False]
+        # 1 of 2 back: waits; 10 s later it gives up and expects 1 from now
+        # on; 0 of 1 back: a new wait starts.
+        assert waited == [False, True, False]
         assert bridge_logs() == [waiting_for("10", 1, 2), waiting_for("10", 0, 1)]
 
     def test_a_bridge_that_never_saw_a_receiver_waits_for_every_reconnect_delay(
@@ -1038,12 +1076,27 @@ class TestWaitingForSubscribers:
             info("Published 1 kept events to Redis"),
         ]
 
-    def test_without_a_client_there_is_nobody_to_count(self, bridge, redis_client):
+    def test_without_a_client_there_is_nobody_to_count(
+        self, bridge, redis_client, bridge_logs
+    ):
         bridge._redis_client = None
 
         assert bridge._subscribers_back() is True
 
         redis_client.pubsub_numsub.assert_not_called()
+        assert bridge_logs() == []
+
+    def test_once_all_are_back_a_later_shortfall_starts_a_new_wait(
+        self, bridge, redis_client, clock, bridge_logs
+    ):
+        bridge._receivers_seen = 2
+        redis_client.pubsub_numsub.side_effect = numsub(1, 2, 1)
+        clock.monotonic.side_effect = [100.0, 200.0]
+
+        waited = [bridge._subscribers_back() for _ in range(3)]
+
+        assert waited == [False, True, False]
+        assert bridge_logs() == [waiting_for("10", 1, 2)] * 2
 
 
 class TestDropWarnings:
@@ -1197,6 +1250,18 @@ class TestStartingTheReconnector:
         bridge.set_websocket_manager(MagicMock())
 
         start_subscriber.assert_called_once_with()
+        start_reconnector.assert_not_called()
+
+    def test_a_manager_attached_again_with_redis_starts_nothing_more(
+        self, bridge, start_reconnector, mocker
+    ):
+        start_subscriber = mocker.patch.object(EventBridge, "_start_redis_subscriber")
+        mocker.patch.object(EventBridge, "_start_processor_thread")
+        bridge._subscriber_thread = live_thread()
+
+        bridge.set_websocket_manager(MagicMock())
+
+        start_subscriber.assert_not_called()
         start_reconnector.assert_not_called()
 
 
@@ -1360,7 +1425,61 @@ class TestSuperviseSubscriber:
         run.assert_not_called()
 
 
+class TestSubscriberConnected:
+    """What health() reports as redis_connected follows the subscriber loop."""
+
+    def test_it_is_connected_once_subscribed_and_not_while_reconnecting(
+        self, bridge, clock, mocker
+    ):
+        pubsub = bridge._redis_subscriber
+        pubsub.subscribe.side_effect = [None, ConnectionError("down")]
+        mocker.patch.object(bridge, "_init_redis")
+        seen = []
+        mocker.patch.object(
+            bridge._shutdown_event,
+            "wait",
+            side_effect=lambda delay: seen.append(
+                ("wait", bridge._subscriber_connected)
+            ),
+        )
+        results: List[Any] = [ConnectionError("lost"), None]
+
+        def get_message(timeout):
+            seen.append(("read", bridge._subscriber_connected))
+            if results:
+                result = results.pop(0)
+                if isinstance(result, BaseException):
+                    raise result
+                return result
+            bridge._shutdown_event.set()
+            return None
+
+        pubsub.get_message.side_effect = get_message
+
+        bridge._redis_subscriber_loop()
+
+        # Subscribed; a read fails; the retry wait; subscribing again fails;
+        # the next read succeeds, and from then on it is connected.
+        assert seen == [
+            ("read", True),
+            ("wait", False),
+            ("read", False),
+            ("read", True),
+        ]
+        assert bridge.health()["outage"] == {"since": T0_TEXT, "error": "lost"}
+
+
 class TestResubscribe:
+    def test_a_successful_subscribe_marks_the_subscriber_connected(
+        self, bridge, bridge_logs
+    ):
+        bridge._subscriber_connected = False
+
+        bridge._resubscribe()
+
+        assert bridge._subscriber_connected is True
+        assert bridge_logs() == [info("Subscribed to Redis channel osism:events again")]
+
     def test_a_failed_subscribe_is_logged_at_debug_and_leaves_it_disconnected(
         self, bridge, bridge_logs
     ):
@@ -1450,13 +1569,15 @@ class TestShutdownAfterOutages:
         self, offline_bridge, bridge_logs
     ):
         offline_bridge._websocket_manager = MagicMock()
-        offline_bridge._event_queue.put(event(1))
-        offline_bridge._pending.put(event(2))
+        for number in range(3):
+            offline_bridge._event_queue.put(event(number))
+        for number in range(2):
+            offline_bridge._pending.put(event(number))
 
         offline_bridge.shutdown()
 
         assert bridge_logs()[-1] == warning(
-            "1 events were never published to Redis (it was unreachable)"
+            "2 events were never published to Redis (it was unreachable)"
         )
 
     def test_the_redis_client_is_closed(self, bridge, redis_client):
