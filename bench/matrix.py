@@ -13,8 +13,11 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
+
+from servers import machine_seconds
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -59,10 +62,31 @@ FIGURES: Dict[str, Figure] = {
     "server RSS max MiB": lambda r: r["server"]["rss_max_mib"],
     "publisher events/s": lambda r: r["publisher"]["events_per_s"],
     "receiver CPU s": lambda r: r["receiver"]["cpu_s"],
+    "other processes' CPU s": lambda r: r["machine"]["other_cpu_s"],
+    "other processes' cores before the run": lambda r: r["machine"].get(
+        "busy_cores_before_run"
+    ),
     "stopped: dropped after s": _stopped("dropped_after_s"),
     "stopped: drop after stall s": _stopped("drop_after_stall_s"),
     "stopped: others' p99 held/before": _held_p99_ratio,
 }
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """Cores the machine's processes kept busy over the next ``seconds``."""
+    before = machine_seconds()["processes"]
+    time.sleep(seconds)
+    return (machine_seconds()["processes"] - before) / seconds
+
+
+def wait_for_quiet(max_wait: float, threshold: float) -> float:
+    """Until other work on the machine uses at most ``threshold`` cores (so
+    runs are less noisy), or ``max_wait`` seconds; the last measurement."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        cores = busy_cores()
+        if cores <= threshold or time.monotonic() >= deadline:
+            return cores
 
 
 def run_once(extra: List[str]) -> Dict[str, Any]:
@@ -106,13 +130,23 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", nargs="*", choices=list(CONFIGURATIONS))
     parser.add_argument("--save", type=Path, help="keep each run's JSON here")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each run, wait up to this many seconds for other "
+        "processes to use at most --quiet-cores cores",
+    )
+    parser.add_argument("--quiet-cores", type=float, default=0.2)
     args, extra = parser.parse_known_args()
     results: Dict[str, List[Dict[str, Any]]] = {}
     for name in args.only or list(CONFIGURATIONS):
         results[name] = []
         for n in range(args.runs):
             print(f"{name} run {n + 1}/{args.runs}", file=sys.stderr, flush=True)
+            busy = wait_for_quiet(args.quiet_wait, args.quiet_cores)
             result = run_once(CONFIGURATIONS[name] + extra)
+            result["machine"]["busy_cores_before_run"] = busy
             results[name].append(result)
             if args.save:
                 args.save.mkdir(parents=True, exist_ok=True)

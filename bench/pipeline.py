@@ -27,8 +27,11 @@ from report import summary_lines
 from servers import (
     ApiServer,
     api_server,
+    RedisServer,
     clean_env,
     code_identity,
+    cpu_seconds,
+    machine_seconds,
     redis_server,
     running,
     sample,
@@ -48,17 +51,17 @@ FAST_RECEIVER_PAUSE_MS = 1.0
 @contextlib.contextmanager
 def services(
     workdir: Path, compression: bool, tree: Optional[Path]
-) -> Iterator[tuple[ApiServer, int, str]]:
-    """redis-server and the API; yields (API, Redis port, channel)."""
+) -> Iterator[tuple[ApiServer, RedisServer, str]]:
+    """redis-server and the API; yields (API, Redis, channel)."""
     channel = f"osism:events:bench:{uuid.uuid4().hex[:12]}"
     with open(workdir / "redis.log", "wb") as redis_log, open(
         workdir / "api.log", "wb"
     ) as api_log:
-        with redis_server(workdir, redis_log) as redis_port:
+        with redis_server(workdir, redis_log) as redis:
             try:
-                server = api_server(redis_port, channel, compression, api_log, tree)
+                server = api_server(redis.port, channel, compression, api_log, tree)
                 with server as api:
-                    yield api, redis_port, channel
+                    yield api, redis, channel
             except Exception:
                 api_log.flush()
                 _show_log(workdir / "api.log")
@@ -119,7 +122,7 @@ def wait_for_clients(api: ApiServer, expected: int) -> None:
 def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
     latency_file = workdir / "latencies.bin"
     tree = args.osism_tree
-    with services(workdir, args.compression, tree) as (api, redis_port, channel):
+    with services(workdir, args.compression, tree) as (api, redis, channel):
         receiver_proc = running(receiver_argv(args, api.port, latency_file), pipes=True)
         with receiver_proc as rproc:
             receiver = ChildLines(rproc, "receiver")
@@ -128,13 +131,15 @@ def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
             env = clean_env(
                 tree,
                 REDIS_HOST="127.0.0.1",
-                REDIS_PORT=str(redis_port),
+                REDIS_PORT=str(redis.port),
                 REDIS_CHANNEL=channel,
             )
             with running(publisher_argv(args), env=env, pipes=True) as pproc:
                 publisher = ChildLines(pproc, "publisher")
                 publisher.read(CONNECT_TIMEOUT, "publisher connected")
-                measured = measure(api, args, publisher, receiver)
+                others = {"redis-server": redis.pid, "receiver": rproc.pid}
+                others["publisher"] = pproc.pid
+                measured = measure(api, args, publisher, receiver, others)
             measured["health"] = api.health()
     measured["latencies"], measured["sent"] = read_latencies(str(latency_file))
     return measured
@@ -145,13 +150,21 @@ def measure(
     args: argparse.Namespace,
     publisher: ChildLines,
     receiver: ChildLines,
+    others: Dict[str, int],
 ) -> Dict[str, Any]:
     """Publish, wait for the receiver's verdict, and sample the server
-    around it: CPU and RSS just before the go and after the last frame."""
+    around it: CPU and RSS just before the go and after the last frame.
+
+    The CPU of the benchmark's other processes and of the whole machine is
+    sampled over the same window: what is left is other work on the
+    machine, which makes the figures of that run noisier.
+    """
     pid = api.proc.pid
     watch = ServerWatch(pid, api.port, watch_drops=args.stopped_client)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     before = sample(pid)
+    others_before = {name: cpu_seconds(p) for name, p in others.items()}
+    machine_before = machine_seconds()
     before_ns = time.monotonic_ns()
     watch.start()
     try:
@@ -164,6 +177,9 @@ def measure(
     finally:
         watched = watch.stop()
     after = sample(pid)
+    machine = {k: v - machine_before[k] for k, v in machine_seconds().items()}
+    cpu = {name: cpu_seconds(p) - others_before[name] for name, p in others.items()}
+    cpu["server"] = after.cpu_s - before.cpu_s
     window_s = (time.monotonic_ns() - before_ns) / 1e9
     return {
         "published": published,
@@ -172,7 +188,13 @@ def measure(
         "after": after,
         "window_s": window_s,
         "watched": watched,
-        "machine": {"cpus": os.cpu_count(), "loadavg_before": loadavg},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": loadavg,
+            "cpu_s": machine,
+            "benchmark_cpu_s": cpu,
+            "other_cpu_s": machine["processes"] - sum(cpu.values()),
+        },
     }
 
 

@@ -73,6 +73,7 @@ def _totals(result: Dict[str, Any]) -> List[str]:
         f"server CPU {server['cpu_s']:.2f} s over {server['window_s']:.2f} s "
         f"= {_fmt(server['cpu_us_per_frame'])} us per delivered frame "
         f"({server['delivered_frames']:,} frames)",
+        _machine_line(result["machine"], server["window_s"]),
         f"server RSS {server['rss_before_mib']:.1f} MiB before, "
         f"{server['rss_after_mib']:.1f} after, {server['rss_max_mib']:.1f} max "
         f"sampled, VmHWM {server['hwm_mib']:.1f} MiB",
@@ -84,6 +85,16 @@ def _totals(result: Dict[str, Any]) -> List[str]:
         [f"messages that came compressed: {result['compressed_messages']:,}"]
         if result["config"]["compression"]
         else []
+    )
+
+
+def _machine_line(machine: Dict[str, Any], window_s: float) -> str:
+    ours = ", ".join(f"{k} {v:.2f}" for k, v in machine["benchmark_cpu_s"].items())
+    cpu = machine["cpu_s"]
+    return (
+        f"machine CPU s over the window (of {machine['cpus'] * window_s:.2f}): "
+        f"{ours}, other processes {machine['other_cpu_s']:.2f}, "
+        f"interrupts {cpu['interrupts']:.2f}, steal {cpu['steal']:.2f}"
     )
 
 

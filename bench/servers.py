@@ -147,9 +147,15 @@ def redis_ping(port: int) -> bool:
         return False
 
 
+@dataclass
+class RedisServer:
+    port: int
+    pid: int
+
+
 @contextlib.contextmanager
-def redis_server(workdir: Path, log: IO[bytes]) -> Iterator[int]:
-    """A private redis-server without persistence; yields its port."""
+def redis_server(workdir: Path, log: IO[bytes]) -> Iterator[RedisServer]:
+    """A private redis-server without persistence."""
     port = free_port()
     argv = [REDIS_SERVER, "--port", str(port), "--bind", LOOPBACK]
     argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
@@ -157,7 +163,7 @@ def redis_server(workdir: Path, log: IO[bytes]) -> Iterator[int]:
         wait_until(
             lambda: _alive(proc) and redis_ping(port), 5.0, "redis-server answering"
         )
-        yield port
+        yield RedisServer(port, proc.pid)
 
 
 def _alive(proc: "subprocess.Popen[Any]") -> bool:
@@ -272,17 +278,35 @@ class ProcSample:
 
 
 def sample(pid: int) -> ProcSample:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return ProcSample(
+        cpu_s=cpu_seconds(pid),
+        rss_kib=_status_kib(status, "VmRSS"),
+        hwm_kib=_status_kib(status, "VmHWM"),
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads (also of a child that
+    exited but was not waited for yet)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # Fields after the command name, which is in parentheses and may hold
     # spaces; utime and stime are fields 14 and 15 of the whole file.
     fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = int(fields[11]) + int(fields[12])
-    status = Path(f"/proc/{pid}/status").read_text()
-    return ProcSample(
-        cpu_s=ticks / CLOCK_TICKS,
-        rss_kib=_status_kib(status, "VmRSS"),
-        hwm_kib=_status_kib(status, "VmHWM"),
-    )
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_seconds() -> Dict[str, float]:
+    """CPU seconds of all cores since boot (/proc/stat): in processes
+    (user, nice, system), in interrupts (irq, softirq: loopback TCP work is
+    partly done there and charged to no process), and stolen."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return {
+        "processes": (user + nice + system) / CLOCK_TICKS,
+        "interrupts": (irq + softirq) / CLOCK_TICKS,
+        "steal": steal / CLOCK_TICKS,
+    }
 
 
 def _status_kib(status: str, key: str) -> int:
