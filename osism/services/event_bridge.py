@@ -433,7 +433,7 @@ class EventBridge:
         """
         backlog = self._backlog()
         published = 0
-        if not self._subscribers_back():
+        if not backlog.empty() and not self._subscribers_back():
             return False
         while not self._shutdown_event.is_set():
             with self._publish_lock:
@@ -763,7 +763,7 @@ class EventBridge:
         unpublished = self._backlog().qsize() if self._redis_wanted() else 0
         if unpublished:
             logger.warning(
-                "%d events were never published to Redis (it was unreachable)",
+                "%d kept events were never published to Redis",
                 unpublished,
             )
         if self._client is not None:

@@ -1562,7 +1562,7 @@ class TestShutdownAfterOutages:
 
         assert bridge_logs() == [
             info("Shutting down the event bridge"),
-            warning("2 events were never published to Redis (it was unreachable)"),
+            warning("2 kept events were never published to Redis"),
         ]
 
     def test_an_api_process_reports_its_pending_events_not_its_local_queue(
@@ -1577,7 +1577,7 @@ class TestShutdownAfterOutages:
         offline_bridge.shutdown()
 
         assert bridge_logs()[-1] == warning(
-            "2 events were never published to Redis (it was unreachable)"
+            "2 kept events were never published to Redis"
         )
 
     def test_the_redis_client_is_closed(self, bridge, redis_client):
