@@ -10,6 +10,7 @@ redis-server and API), one after the other.
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from servers import machine_seconds
+from servers import machine_idle_seconds
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -62,8 +63,9 @@ FIGURES: Dict[str, Figure] = {
     "server RSS max MiB": lambda r: r["server"]["rss_max_mib"],
     "publisher events/s": lambda r: r["publisher"]["events_per_s"],
     "receiver CPU s": lambda r: r["receiver"]["cpu_s"],
-    "other processes' CPU s": lambda r: r["machine"]["other_cpu_s"],
-    "other processes' cores before the run": lambda r: r["machine"].get(
+    "machine busy CPU s": lambda r: r["machine"]["busy_cpu_s"],
+    "of which not the benchmark's CPU s": lambda r: r["machine"]["other_cpu_s"],
+    "busy cores just before the run": lambda r: r["machine"].get(
         "busy_cores_before_run"
     ),
     "stopped: dropped after s": _stopped("dropped_after_s"),
@@ -73,10 +75,12 @@ FIGURES: Dict[str, Figure] = {
 
 
 def busy_cores(seconds: float = 1.0) -> float:
-    """Cores the machine's processes kept busy over the next ``seconds``."""
-    before = machine_seconds()["processes"]
+    """Cores the machine kept busy over the next ``seconds``."""
+    before = machine_idle_seconds()
+    start = time.monotonic()
     time.sleep(seconds)
-    return (machine_seconds()["processes"] - before) / seconds
+    idle = machine_idle_seconds() - before
+    return (os.cpu_count() or 1) - idle / (time.monotonic() - start)
 
 
 def wait_for_quiet(max_wait: float, threshold: float) -> float:

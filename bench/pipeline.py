@@ -31,7 +31,7 @@ from servers import (
     clean_env,
     code_identity,
     cpu_seconds,
-    machine_seconds,
+    machine_idle_seconds,
     redis_server,
     running,
     sample,
@@ -164,7 +164,7 @@ def measure(
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     before = sample(pid)
     others_before = {name: cpu_seconds(p) for name, p in others.items()}
-    machine_before = machine_seconds()
+    idle_before = machine_idle_seconds()
     before_ns = time.monotonic_ns()
     watch.start()
     try:
@@ -177,7 +177,7 @@ def measure(
     finally:
         watched = watch.stop()
     after = sample(pid)
-    machine = {k: v - machine_before[k] for k, v in machine_seconds().items()}
+    idle_s = machine_idle_seconds() - idle_before
     cpu = {name: cpu_seconds(p) - others_before[name] for name, p in others.items()}
     cpu["server"] = after.cpu_s - before.cpu_s
     window_s = (time.monotonic_ns() - before_ns) / 1e9
@@ -188,13 +188,24 @@ def measure(
         "after": after,
         "window_s": window_s,
         "watched": watched,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": loadavg,
-            "cpu_s": machine,
-            "benchmark_cpu_s": cpu,
-            "other_cpu_s": machine["processes"] - sum(cpu.values()),
-        },
+        "machine": machine_figures(window_s, idle_s, cpu, loadavg),
+    }
+
+
+def machine_figures(
+    window_s: float, idle_s: float, cpu: Dict[str, float], loadavg: List[str]
+) -> Dict[str, Any]:
+    """What the machine did over the window: busy CPU seconds (all cores,
+    from idle time), ours per process, and the rest, which is other work
+    (other developers' tests) plus interrupt time charged to no process."""
+    cpus = os.cpu_count() or 1
+    busy_s = cpus * window_s - idle_s
+    return {
+        "cpus": cpus,
+        "loadavg_before": loadavg,
+        "busy_cpu_s": busy_s,
+        "benchmark_cpu_s": cpu,
+        "other_cpu_s": busy_s - sum(cpu.values()),
     }
 
 

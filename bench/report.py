@@ -90,11 +90,10 @@ def _totals(result: Dict[str, Any]) -> List[str]:
 
 def _machine_line(machine: Dict[str, Any], window_s: float) -> str:
     ours = ", ".join(f"{k} {v:.2f}" for k, v in machine["benchmark_cpu_s"].items())
-    cpu = machine["cpu_s"]
     return (
-        f"machine CPU s over the window (of {machine['cpus'] * window_s:.2f}): "
-        f"{ours}, other processes {machine['other_cpu_s']:.2f}, "
-        f"interrupts {cpu['interrupts']:.2f}, steal {cpu['steal']:.2f}"
+        f"machine CPU s over the window: {machine['busy_cpu_s']:.2f} busy of "
+        f"{machine['cpus'] * window_s:.2f} ({ours}; the rest, other processes "
+        f"and interrupts: {machine['other_cpu_s']:.2f})"
     )
 
 
