@@ -14,8 +14,8 @@ from redis.retry import Retry
 
 from osism.services import event_bridge as event_bridge_module
 from osism.services.event_bridge import EventBridge, event_bridge
+from tests.unit.services.bridge_log_lines import LOGGER, debug, error, info, warning
 
-LOGGER = "osism.event_bridge"
 CHANNEL = "osism:events"
 EVENT_TYPE = "baremetal.node.power_set.end"
 PAYLOAD = {"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}
@@ -34,22 +34,6 @@ GIVING_UP = (
     logging.ERROR,
     "Max Redis reconnection attempts reached, giving up",
 )
-
-
-def debug(message):
-    return (LOGGER, logging.DEBUG, message)
-
-
-def info(message):
-    return (LOGGER, logging.INFO, message)
-
-
-def warning(message):
-    return (LOGGER, logging.WARNING, message)
-
-
-def error(message):
-    return (LOGGER, logging.ERROR, message)
 
 
 def attempt(number, of, reason):

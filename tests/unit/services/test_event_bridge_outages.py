@@ -16,12 +16,12 @@ import pytest
 
 from osism.services import event_bridge as event_bridge_module
 from osism.services.event_bridge import ORIGIN_KEY, EventBridge
+from tests.unit.services.bridge_log_lines import LOGGER, debug, error, info, warning
 
 # The real method: the autouse start_reconnector fixture patches it on the
 # class for every test, after this module was imported.
 START_RECONNECTOR = EventBridge._start_reconnector
 
-LOGGER = "osism.event_bridge"
 CHANNEL = "osism:events"
 # 2023-11-14T22:13:20Z
 T0 = 1_700_000_000.0
@@ -35,22 +35,6 @@ DISABLED = (
     "Redis is disabled (REDIS_HOST is empty): events reach only this "
     "process's WebSocket clients",
 )
-
-
-def debug(message):
-    return (LOGGER, logging.DEBUG, message)
-
-
-def info(message):
-    return (LOGGER, logging.INFO, message)
-
-
-def warning(message):
-    return (LOGGER, logging.WARNING, message)
-
-
-def error(message):
-    return (LOGGER, logging.ERROR, message)
 
 
 def event(number: int) -> Dict[str, Any]:
