@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from osism.cli import main
+from osism.websocket_protocol import BatchingWebSocketProtocol
 
 
 @pytest.fixture
@@ -117,6 +118,7 @@ class TestServiceApi:
             "port": 9001,
             "log_level": "info",
             "ws_per_message_deflate": False,
+            "ws": BatchingWebSocketProtocol,
         }
 
     def test_options_override_the_settings(self, runner, mocker):
@@ -142,6 +144,7 @@ class TestServiceApi:
             "port": 0,
             "log_level": "warning",
             "ws_per_message_deflate": False,
+            "ws": BatchingWebSocketProtocol,
         }
 
     def test_per_message_compression_is_a_setting(self, runner, mocker, monkeypatch):
