@@ -6,7 +6,9 @@ server wrote.
 """
 
 import asyncio
-from typing import Any, Dict, List, Optional
+import socket
+import struct
+from typing import Any, Dict, List, Optional, Tuple
 
 import anyio
 import pytest
@@ -18,10 +20,26 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from osism.websocket_protocol import BatchingWebSocketProtocol
+from osism.websocket_protocol import BatchingWebSocketProtocol, websocket_protocol
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
+
+
+class RecordingSocket:
+    """What the protocol may ask of the transport's socket."""
+
+    def __init__(self) -> None:
+        self.options: Dict[Tuple[int, int], bytes] = {}
+
+    def getsockname(self) -> Tuple[str, int]:
+        return ("127.0.0.1", 8000)
+
+    def getpeername(self) -> Tuple[str, int]:
+        return ("127.0.0.1", 50000)
+
+    def setsockopt(self, level: int, name: int, value: bytes) -> None:
+        self.options[(level, name)] = value
 
 
 class RecordingTransport(asyncio.Transport):
@@ -31,6 +49,9 @@ class RecordingTransport(asyncio.Transport):
         super().__init__()
         self.writes: List[bytes] = []
         self.closing = False
+        self.aborted = False
+        self.reading = True
+        self.socket: Optional[RecordingSocket] = RecordingSocket()
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
@@ -43,17 +64,16 @@ class RecordingTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.closing = True
+        self.aborted = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
-            name, default
-        )
+        return {"socket": self.socket}.get(name, default)
 
     def pause_reading(self) -> None:
-        pass
+        self.reading = False
 
     def resume_reading(self) -> None:
-        pass
+        self.reading = True
 
 
 class ScriptedApp:
@@ -125,17 +145,33 @@ def text(value: str) -> Dict[str, Any]:
     return {"type": "websocket.send", "text": value}
 
 
-@pytest.fixture
-async def connection():
-    app = ScriptedApp()
-    config = Config(app=app, ws=BatchingWebSocketProtocol, log_level="warning")
+CLOSE_1011 = {"type": "websocket.close", "code": 1011}
+# A close timeout for tests, instead of uvicorn's 10 s.
+CLOSE_TIMEOUT = 0.05
+
+
+def answer_close(connection: "Connection") -> None:
+    """The client reads the server's close and answers it."""
+    connection.frames()
+    for data in connection.client.data_to_send():
+        connection.protocol.data_received(data)
+
+
+def make_protocol(app, protocol_class=BatchingWebSocketProtocol):
+    config = Config(app=app, ws=protocol_class, log_level="warning")
     config.load()
-    protocol = BatchingWebSocketProtocol(
+    return protocol_class(
         config=config,
         server_state=ServerState(),
         app_state={},
         _loop=asyncio.get_running_loop(),
     )
+
+
+@pytest.fixture
+async def connection():
+    app = ScriptedApp()
+    protocol = make_protocol(app)
     protocol.connection_made(RecordingTransport())
     conn = Connection(protocol, app)
     request = conn.client.connect()
@@ -257,3 +293,86 @@ class TestBackPressureAndLoss:
         await wait_until(lambda: connection.app.errors)
         assert isinstance(connection.app.errors[0], ClientDisconnected)
         assert Opcode.TEXT not in [f.opcode for f in connection.frames()]
+
+
+class TestClosing:
+    async def test_a_client_has_ten_seconds_to_answer_a_close_by_default(self):
+        assert make_protocol(ScriptedApp()).close_timeout == 10.0
+
+    async def test_the_close_timeout_comes_from_the_setting(self):
+        protocol = make_protocol(ScriptedApp(), websocket_protocol(close_timeout=2.5))
+
+        assert isinstance(protocol, BatchingWebSocketProtocol)
+        assert protocol.close_timeout == 2.5
+
+    async def test_a_close_while_writes_are_paused_is_queued_at_once(self, connection):
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.app.sent == 1)
+        frames = connection.frames()
+        assert [f.opcode for f in frames] == [Opcode.CLOSE]
+        assert Close.parse(frames[0].data).code == 1011
+
+    async def test_the_app_learns_at_once_that_the_client_is_gone(self, connection):
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        with anyio.fail_after(5):
+            message = await connection.protocol.receive()
+        assert message == {"type": "websocket.disconnect", "code": 1011, "reason": ""}
+
+    async def test_reading_resumes_to_hear_the_clients_answer(self, connection):
+        connection.protocol.pause_writing()
+        connection.protocol.read_paused = True
+        connection.transport.pause_reading()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.app.sent == 1)
+        assert connection.transport.reading
+        assert not connection.protocol.read_paused
+
+    @pytest.mark.parametrize("paused", [True, False], ids=["paused", "writable"])
+    async def test_a_client_that_does_not_answer_the_close_is_cut_off(
+        self, connection, paused
+    ):
+        connection.protocol.close_timeout = CLOSE_TIMEOUT
+        connection.app.batches.put_nowait([text("a")])
+        await wait_until(lambda: connection.texts() == ["a"])
+        if paused:
+            connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.transport.aborted)
+        assert connection.texts() == ["a"]
+        # With a reset, not a close that waits to deliver unread frames.
+        assert connection.transport.socket is not None
+        linger = connection.transport.socket.options[
+            (socket.SOL_SOCKET, socket.SO_LINGER)
+        ]
+        assert struct.unpack("ii", linger) == (1, 0)
+
+    async def test_a_transport_without_a_socket_is_cut_off_all_the_same(
+        self, connection
+    ):
+        connection.protocol.close_timeout = CLOSE_TIMEOUT
+        connection.transport.socket = None
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.transport.aborted)
+
+    async def test_a_client_that_answers_the_close_is_closed_not_cut_off(
+        self, connection
+    ):
+        connection.protocol.close_timeout = CLOSE_TIMEOUT
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+        await wait_until(lambda: connection.app.sent == 1)
+
+        answer_close(connection)
+
+        assert connection.transport.closing
+        assert connection.protocol.close_timer is None
+        with anyio.move_on_after(CLOSE_TIMEOUT * 4):
+            await wait_until(lambda: connection.transport.aborted)
+        assert not connection.transport.aborted
