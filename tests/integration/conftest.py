@@ -209,7 +209,10 @@ def _start_redis(binary: str, workdir: Path, port: Optional[int] = None) -> Redi
         failures.append(
             f"port {server_port}: {log.read_text(errors='replace')[-2000:]}"
         )
-    pytest.fail(
+    # `raise pytest.fail.Exception` rather than `pytest.fail`: mypy sees the
+    # function end here even without pytest installed, as in OSISM's Zuul
+    # mypy job (it installs requirements.txt only).
+    raise pytest.fail.Exception(
         "redis-server did not answer PING within "
         f"{REDIS_START_DEADLINE:g} s:\n" + "\n".join(failures),
         pytrace=False,
@@ -225,7 +228,7 @@ def _redis_binary() -> str:
         )
         if os.environ.get("OSISM_REQUIRE_REDIS") == "1":
             pytest.fail(f"OSISM_REQUIRE_REDIS=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+        raise pytest.skip.Exception(reason)
     return binary
 
 
@@ -630,7 +633,7 @@ async def wait_for_health(
                     return health
                 await anyio.sleep(0.01)
     except TimeoutError:
-        pytest.fail(
+        raise pytest.fail.Exception(
             f"health did not reach the expected state within {timeout:g} s; "
             f"last: {health}",
             pytrace=False,
