@@ -23,13 +23,43 @@ real handshake so that an upgrade that changes them fails there.
 
 import socket
 import struct
-from typing import Any, Type
+from typing import Any, Dict, Tuple, Type
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import (
     WebSocketsSansIOProtocol,
 )
 from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+
+class TextFrames:
+    """Text frames encoded once, however many clients get them.
+
+    Server frames are not masked, so without compression the bytes of a
+    text frame depend on its text alone. The WebSocket manager serialises
+    each event once and hands the same ``str`` object to every client that
+    gets it; the frames are kept by that object's identity for the last
+    ``size`` texts (a batch of events fans out to every client before the
+    next one starts).
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._frames: Dict[int, Tuple[str, bytes]] = {}
+
+    def encode(self, text: str) -> bytes:
+        kept = self._frames.get(id(text))
+        if kept is not None and kept[0] is text:
+            return kept[1]
+        frame = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+        if len(self._frames) >= self.size:
+            del self._frames[next(iter(self._frames))]
+        # The text is kept with its frame, so its id is not reused meanwhile.
+        self._frames[id(text)] = (text, frame)
+        return frame
+
 
 # SO_LINGER on, with a linger time of 0 seconds.
 _NO_LINGER = struct.pack("ii", 1, 0)
@@ -41,6 +71,8 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
 
     # Seconds a client has to answer the server's close (uvicorn's default).
     answer_close_within = 10.0
+    # Shared by every connection of the process.
+    text_frames = TextFrames()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,12 +93,17 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
+        text = message.get("text")
         try:
-            text = message.get("text")
-            if text is not None:
+            if text is None:
+                self.conn.send_binary(message["bytes"])
+            elif self.conn.extensions or self.conn.state is not State.OPEN:
+                # Compressed per connection, or refused: websockets' way.
                 self.conn.send_text(text.encode())
             else:
-                self.conn.send_binary(message["bytes"])
+                # What conn.send_text would add to the output, encoded once
+                # for all the clients that get the same event frame.
+                self.conn.writes.append(self.text_frames.encode(text))
         except InvalidState:
             raise ClientDisconnected() from None
         if not self._flush_scheduled:

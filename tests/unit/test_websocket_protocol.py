@@ -16,11 +16,16 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.server import ServerState
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from osism.websocket_protocol import BatchingWebSocketProtocol, websocket_protocol
+from osism.websocket_protocol import (
+    BatchingWebSocketProtocol,
+    TextFrames,
+    websocket_protocol,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -111,11 +116,16 @@ class ScriptedApp:
 class Connection:
     """A BatchingWebSocketProtocol after its handshake, and its client side."""
 
-    def __init__(self, protocol: BatchingWebSocketProtocol, app: ScriptedApp) -> None:
+    def __init__(
+        self, protocol: BatchingWebSocketProtocol, app: ScriptedApp, deflate: bool
+    ) -> None:
         self.protocol = protocol
         self.app = app
         self.transport: RecordingTransport = protocol.transport  # type: ignore
-        self.client = ClientProtocol(parse_uri("ws://testserver/"))
+        self.client = ClientProtocol(
+            parse_uri("ws://testserver/"),
+            extensions=[ClientPerMessageDeflateFactory()] if deflate else None,
+        )
         self.handshake_writes = 0
         self._fed = 0
         self._frames: List[Frame] = []
@@ -157,8 +167,10 @@ def answer_close(connection: "Connection") -> None:
         connection.protocol.data_received(data)
 
 
-def make_protocol(app, protocol_class=BatchingWebSocketProtocol):
-    config = Config(app=app, ws=protocol_class, log_level="warning")
+def make_protocol(app, protocol_class=BatchingWebSocketProtocol, deflate=False):
+    config = Config(
+        app=app, ws=protocol_class, log_level="warning", ws_per_message_deflate=deflate
+    )
     config.load()
     return protocol_class(
         config=config,
@@ -169,24 +181,36 @@ def make_protocol(app, protocol_class=BatchingWebSocketProtocol):
 
 
 @pytest.fixture
-async def connection():
-    app = ScriptedApp()
-    protocol = make_protocol(app)
-    protocol.connection_made(RecordingTransport())
-    conn = Connection(protocol, app)
-    request = conn.client.connect()
-    conn.client.send_request(request)
-    for data in conn.client.data_to_send():
-        protocol.data_received(data)
-    await wait_until(lambda: conn.transport.writes)
-    conn.handshake_writes = len(conn.transport.writes)
-    conn.frames()  # takes in the handshake response
-    yield conn
-    app.batches.put_nowait(None)
-    if not protocol.disconnected:
-        protocol.connection_lost(None)
-    with anyio.fail_after(5):
-        await asyncio.gather(*protocol.tasks, return_exceptions=True)
+async def open_connection():
+    """Opens connections (handshake done); closes them after the test."""
+    opened: List[Connection] = []
+
+    async def open_one(deflate: bool = False) -> Connection:
+        app = ScriptedApp()
+        protocol = make_protocol(app, deflate=deflate)
+        protocol.connection_made(RecordingTransport())
+        conn = Connection(protocol, app, deflate)
+        opened.append(conn)
+        conn.client.send_request(conn.client.connect())
+        for data in conn.client.data_to_send():
+            protocol.data_received(data)
+        await wait_until(lambda: conn.transport.writes)
+        conn.handshake_writes = len(conn.transport.writes)
+        conn.frames()  # takes in the handshake response
+        return conn
+
+    yield open_one
+    for conn in opened:
+        conn.app.batches.put_nowait(None)
+        if not conn.protocol.disconnected:
+            conn.protocol.connection_lost(None)
+        with anyio.fail_after(5):
+            await asyncio.gather(*conn.protocol.tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def connection(open_connection):
+    return await open_connection()
 
 
 class TestDataFrames:
@@ -222,6 +246,59 @@ class TestDataFrames:
         assert (binary.opcode, binary.data) == (Opcode.BINARY, b"\x00\x01")
         assert (txt.opcode, txt.data) == (Opcode.TEXT, b"t")
         assert len(connection.writes_after_handshake()) == 1
+
+
+class TestTextFrames:
+    def test_a_text_is_encoded_once(self):
+        frames = TextFrames()
+        text = "".join(["event", "1"])
+
+        assert frames.encode(text) is frames.encode(text)
+
+    def test_an_equal_text_of_another_event_is_encoded_anew(self):
+        frames = TextFrames()
+        first, second = "".join(["e", "1"]), "".join(["e", "1"])
+
+        assert frames.encode(first) == frames.encode(second)
+        assert frames.encode(first) is not frames.encode(second)
+
+    def test_only_the_last_texts_are_kept(self):
+        frames = TextFrames(size=2)
+        a, b, c = "a" * 3, "b" * 3, "c" * 3
+        first = frames.encode(a)
+        frames.encode(b)
+        frames.encode(c)
+
+        assert frames.encode(c) is frames.encode(c)
+        assert frames.encode(a) is not first
+
+    def test_the_frame_is_an_unmasked_text_frame(self):
+        assert TextFrames().encode("hé") == b"\x81\x03h\xc3\xa9"
+
+
+class TestSharedTextFrames:
+    async def test_clients_that_get_the_same_text_get_the_same_frame(
+        self, open_connection
+    ):
+        first, second = await open_connection(), await open_connection()
+        text = "".join(["event", "-7"])
+        for conn in (first, second):
+            conn.app.batches.put_nowait([{"type": "websocket.send", "text": text}])
+
+        for conn in (first, second):
+            await wait_until(lambda: conn.texts() == ["event-7"])
+        assert first.writes_after_handshake() == second.writes_after_handshake()
+
+    async def test_with_per_message_deflate_each_client_compresses_its_own(
+        self, open_connection
+    ):
+        conn = await open_connection(deflate=True)
+        text = "x" * 1000
+        conn.app.batches.put_nowait([{"type": "websocket.send", "text": text}] * 2)
+
+        await wait_until(lambda: conn.texts() == [text, text])
+        # Compressed: far smaller than the two texts.
+        assert len(b"".join(conn.writes_after_handshake())) < 200
 
 
 class TestOrderWithUvicornsOwnWrites:
