@@ -1,4 +1,5 @@
-"""The `osism` command: run the API, publish an event, watch the stream."""
+"""The `osism` command: run the API or the listener, publish an event, watch the
+stream."""
 
 import json
 import logging
@@ -54,6 +55,18 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
         log_level=obj["log_level"],
         ws_per_message_deflate=settings.websocket_per_message_deflate,
     )
+
+
+@service.command("listener")
+def service_listener() -> None:
+    """Carry OpenStack notifications from RabbitMQ into the event stream.
+
+    Consumes the exchanges in LISTENER_EXCHANGES on BROKER_URI and publishes
+    every notification on Redis, until SIGTERM or SIGINT.
+    """
+    from osism.services.listener import serve
+
+    serve()
 
 
 @main.group()
