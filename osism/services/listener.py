@@ -149,8 +149,9 @@ def decode_notification(message: Message) -> Tuple[str, Dict[str, Any]]:
 
 
 def body_excerpt(message: Message) -> Any:
-    body = message.body
-    return body[:BODY_EXCERPT_BYTES] if isinstance(body, (bytes, str)) else body
+    """The first bytes of a message's body (bytes, or str as py-amqp decodes
+    a UTF-8 body), for a log line."""
+    return (message.body or b"")[:BODY_EXCERPT_BYTES]
 
 
 def sanitized_uris(broker_uri: str) -> List[str]:
@@ -349,7 +350,7 @@ class Listener(ConsumerMixin):
         bridge cannot circle for ever.
         """
         self.stats["received"] += 1
-        delivery = message.delivery_info or {}
+        delivery = message.delivery_info
         try:
             event_type, payload = decode_notification(message)
         except MalformedNotification as e:
