@@ -33,6 +33,7 @@ from typing import (
     Dict,
     Iterator,
     List,
+    NoReturn,
     Optional,
     Sequence,
 )
@@ -233,16 +234,22 @@ def _start_redis(binary: str, workdir: Path, port: Optional[int] = None) -> Redi
     )
 
 
+def missing_server(reason: str, required_by: str) -> NoReturn:
+    """Skip the test, or fail it when the environment variable
+    ``required_by`` is 1 (in CI a missing server must not pass for a skip)."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
-        reason = (
+        missing_server(
             "redis-server is not on PATH; install it (Debian: apt-get install "
-            "redis-server) to run the Redis integration tests"
+            "redis-server) to run the Redis integration tests",
+            "OSISM_REQUIRE_REDIS",
         )
-        if os.environ.get("OSISM_REQUIRE_REDIS") == "1":
-            pytest.fail(f"OSISM_REQUIRE_REDIS=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
     return binary
 
 
@@ -726,14 +733,12 @@ def publisher(tmp_path) -> Iterator[Callable[..., PublisherProcess]]:
 def _rabbitmq_binaries() -> Dict[str, str]:
     binaries = rabbitmq_binaries()
     if binaries is None:
-        reason = (
+        missing_server(
             "rabbitmq-server (or epmd) is not installed; install it (Debian: "
             "apt-get install rabbitmq-server) to run the listener's integration "
-            "tests"
+            "tests",
+            "OSISM_REQUIRE_RABBITMQ",
         )
-        if os.environ.get("OSISM_REQUIRE_RABBITMQ") == "1":
-            pytest.fail(f"OSISM_REQUIRE_RABBITMQ=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
     return binaries
 
 
@@ -834,6 +839,20 @@ def listener(request, tmp_path) -> Iterator[Callable[..., ListenerProcess]]:
                 services = [s for s in services if s] or list(LISTENER_EXCHANGES)
                 with contextlib.closing(Notifier(broker.url)) as cleaner:
                     cleaner.delete_queues([process.queue(s) for s in services])
+
+
+@pytest.fixture
+def stream_listener(
+    rabbitmq_server, redis_server, redis_mode_server, listener
+) -> Callable[..., ListenerProcess]:
+    """Factory of listeners on the session's RabbitMQ whose events reach the
+    clients of the session's API server (``redis_mode_server``)."""
+
+    def start(bound: Sequence[str] = ("ironic",), **settings: str) -> ListenerProcess:
+        channel = redis_mode_server.channel
+        return listener(rabbitmq_server, redis_server, channel, bound, **settings)
+
+    return start
 
 
 # Figures measured by tests (e.g. the listener burst), shown at the end of

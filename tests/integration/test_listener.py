@@ -86,17 +86,10 @@ class TestANotificationReachesAFilteredWebSocketClient:
         "case", CASES, ids=[f"{c.service}-{c.priority}" for c in CASES]
     )
     async def test_from_the_service_exchange_to_the_client_filtering_its_node(
-        self,
-        case,
-        rabbitmq_server,
-        redis_server,
-        redis_mode_server,
-        notifier,
-        exchanges,
-        listener,
+        self, case, redis_mode_server, notifier, exchanges, stream_listener
     ):
         server = redis_mode_server
-        listener(rabbitmq_server, redis_server, server.channel, bound=[case.service])
+        stream_listener(bound=[case.service])
         node, resource_id = unique("node"), unique("resource")
         payload = versioned_payload(case, node, resource_id)
 
@@ -119,16 +112,11 @@ class TestExchanges:
     @pytest.mark.timeout(30)
     @pytest.mark.anyio
     async def test_an_exchange_created_after_the_start_is_bound_and_consumed(
-        self, rabbitmq_server, redis_server, redis_mode_server, notifier, listener
+        self, redis_mode_server, notifier, stream_listener
     ):
         server = redis_mode_server
         late = unique("late")
-        process = listener(
-            rabbitmq_server,
-            redis_server,
-            server.channel,
-            LISTENER_EXCHANGES=f"ironic,{late}",
-        )
+        process = stream_listener(bound=[], LISTENER_EXCHANGES=f"ironic,{late}")
         process.wait_for_output(f"osism.listener: Exchange {late} is not there yet")
         node = unique("node")
         case = CASES[0]
@@ -151,18 +139,10 @@ class TestMalformedNotifications:
     @pytest.mark.timeout(30)
     @pytest.mark.anyio
     async def test_are_logged_once_acknowledged_and_the_stream_goes_on(
-        self,
-        rabbitmq_server,
-        redis_server,
-        redis_mode_server,
-        notifier,
-        exchanges,
-        listener,
+        self, redis_mode_server, notifier, exchanges, stream_listener
     ):
         server = redis_mode_server
-        process = listener(
-            rabbitmq_server, redis_server, server.channel, bound=["ironic"]
-        )
+        process = stream_listener()
         node = unique("node")
         case = CASES[0]
 
@@ -280,16 +260,10 @@ class TestABurst:
     @pytest.mark.timeout(60)
     @pytest.mark.anyio
     async def test_a_thousand_notifications_all_reach_a_connected_client(
-        self,
-        rabbitmq_server,
-        redis_server,
-        redis_mode_server,
-        notifier,
-        exchanges,
-        listener,
+        self, redis_mode_server, notifier, exchanges, stream_listener
     ):
         server = redis_mode_server
-        listener(rabbitmq_server, redis_server, server.channel, bound=["ironic"])
+        stream_listener()
         node = unique("node")
         case = CASES[0]
         sent = [f"n{i:04d}" for i in range(BURST)]

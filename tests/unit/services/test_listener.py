@@ -74,6 +74,11 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def counted(listener: Listener, name: str, count: int) -> Callable[[], bool]:
+    """Whether the listener's counter ``name`` reached ``count``."""
+    return lambda: listener.stats[name] == count
+
+
 def run_until(
     listener: Listener,
     condition: Callable[[], Any],
@@ -143,6 +148,10 @@ class OpenStack:
             routing_key=routing_key or f"{service}_versioned_notifications.info",
             **options,
         )
+
+    def later(self, service: str, body: Any, **options: Any) -> Callable[[], None]:
+        """``notify`` to be called later (see ``run_until``'s ``first``)."""
+        return lambda: self.notify(service, body, **options)
 
     def queue_message(self, queue: str, body: Any, **options: Any) -> None:
         """Put a message straight into one of the listener's queues."""
@@ -397,7 +406,7 @@ class TestHandingOver:
                 "ironic", oslo(notification("baremetal.node.c")), routing_key=ERROR_KEY
             )
 
-        run_until(listener, lambda: listener.stats["handed_over"] == 3, first=publish)
+        run_until(listener, counted(listener, "handed_over", 3), first=publish)
 
         assert handed_over(event_bridge) == [
             call("baremetal.node.a", PAYLOAD),
@@ -426,8 +435,8 @@ class TestHandingOver:
 
         run_until(
             listener,
-            lambda: listener.stats["handed_over"] == 1,
-            first=lambda: openstack.notify("ironic", oslo(NOTIFICATION)),
+            counted(listener, "handed_over", 1),
+            first=openstack.later("ironic", oslo(NOTIFICATION)),
         )
 
         assert acknowledged_at_hand_over == [False]
@@ -446,7 +455,7 @@ class TestHandingOver:
             openstack.notify("glance", oslo(notification("image.update")))
             openstack.notify("ironic", oslo(NOTIFICATION))
 
-        run_until(listener, lambda: listener.stats["handed_over"] == 1, first=publish)
+        run_until(listener, counted(listener, "handed_over", 1), first=publish)
 
         assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
         assert listener.stats["received"] == 1
@@ -464,7 +473,7 @@ class TestMalformedMessages:
             openstack.notify("ironic", bad, routing_key=ERROR_KEY)
             openstack.notify("ironic", oslo(NOTIFICATION))
 
-        run_until(listener, lambda: listener.stats["handed_over"] == 1, first=publish)
+        run_until(listener, counted(listener, "handed_over", 1), first=publish)
 
         assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
         assert listener.stats["malformed"] == 1
@@ -488,10 +497,8 @@ class TestMalformedMessages:
 
         run_until(
             listener,
-            lambda: listener.stats["malformed"] == 1,
-            first=lambda: openstack.notify(
-                "ironic", "x" * 1000, content_type="text/plain"
-            ),
+            counted(listener, "malformed", 1),
+            first=openstack.later("ironic", "x" * 1000, content_type="text/plain"),
         )
 
         (line,) = [r[2] for r in listener_logs() if "malformed" in r[2]]
@@ -506,8 +513,8 @@ class TestMalformedMessages:
 
         run_until(
             listener,
-            lambda: listener.stats["malformed"] == 1,
-            first=lambda: openstack.notify("ironic", Tripwire(), serializer="pickle"),
+            counted(listener, "malformed", 1),
+            first=openstack.later("ironic", Tripwire(), serializer="pickle"),
         )
 
         assert UNPICKLED == []
@@ -529,13 +536,17 @@ class TestAFailingHandOver:
     """``add_event`` does not raise; if it did, the message is not lost at
     once but cannot circle for ever either."""
 
-    def test_the_message_goes_back_to_the_queue_once(
-        self, make_listener, event_bridge, openstack, listener_logs
-    ):
+    @pytest.fixture
+    def failing(self, make_listener, event_bridge, openstack):
+        """A listener whose bridge raises, and a message from its queue."""
         event_bridge.add_event.side_effect = RuntimeError("bridge broken")
-        listener = make_listener()
         openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
-        message = openstack.receive("test-events-ironic")
+        return make_listener(), openstack.receive("test-events-ironic")
+
+    def test_the_message_goes_back_to_the_queue_once(
+        self, failing, openstack, listener_logs
+    ):
+        listener, message = failing
 
         listener.handle_message(message)
 
@@ -552,12 +563,9 @@ class TestAFailingHandOver:
         ]
 
     def test_a_redelivered_message_that_fails_again_is_dropped(
-        self, make_listener, event_bridge, openstack, listener_logs
+        self, failing, openstack, listener_logs
     ):
-        event_bridge.add_event.side_effect = RuntimeError("bridge broken")
-        listener = make_listener()
-        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
-        message = openstack.receive("test-events-ironic")
+        listener, message = failing
         # What the broker says of a message it delivers a second time.
         message.delivery_info["redelivered"] = True
 
@@ -588,8 +596,8 @@ class TestBindingExchanges:
 
         run_until(
             listener,
-            lambda: listener.stats["handed_over"] == 1,
-            first=lambda: openstack.notify(
+            counted(listener, "handed_over", 1),
+            first=openstack.later(
                 "nova", oslo(notification("compute.instance.update"))
             ),
         )
@@ -671,7 +679,7 @@ class TestBindingExchanges:
         openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
         listener = make_listener()
 
-        run_until(listener, lambda: listener.stats["handed_over"] == 1)
+        run_until(listener, counted(listener, "handed_over", 1))
 
         assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
         assert listener.unbound == ["ironic", "nova"]
@@ -737,8 +745,8 @@ class TestReconnecting:
 
         run_until(
             listener,
-            lambda: listener.stats["handed_over"] == 1,
-            first=lambda: openstack.notify("ironic", oslo(NOTIFICATION)),
+            counted(listener, "handed_over", 1),
+            first=openstack.later("ironic", oslo(NOTIFICATION)),
         )
 
         assert listener.stats["connection_lost"] == 1
