@@ -1,7 +1,7 @@
 # Developer shortcuts; each runs inside the pipenv environment.
 PIPENV ?= PIPENV_VENV_IN_PROJECT=1 pipenv
 
-.PHONY: setup test lint mutation mutation-results
+.PHONY: setup test lint zuul-lint zuul-local mutation mutation-results
 
 setup:
 	bash scripts/setup-env --dev
@@ -13,6 +13,14 @@ lint:
 	$(PIPENV) run flake8 osism tests bench
 	$(PIPENV) run black --check osism tests bench
 	$(PIPENV) run mypy osism tests bench
+
+# .zuul.yaml and playbooks/: syntax check, yamllint, ansible-lint.
+zuul-lint:
+	bash tools/zuul-lint
+
+# Every Zuul job's playbooks on this machine (tools/zuul-local --all).
+zuul-local:
+	bash tools/zuul-local --all
 
 # Mutation testing of osism/services/ against the unit suite (config in
 # setup.cfg [mutmut]; coverage is off there since mutmut runs pytest itself).

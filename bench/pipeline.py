@@ -27,6 +27,7 @@ from report import summary_lines
 from servers import (
     ApiServer,
     api_server,
+    REPO_ROOT,
     RedisServer,
     clean_env,
     code_identity,
@@ -247,9 +248,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--osism-tree",
         type=lambda text: Path(text).resolve(),
-        default=None,
+        default=REPO_ROOT,
         help="run the server and publisher on the osism/ package in this "
-        "directory (default: the venv's, i.e. this work tree)",
+        "directory (default: this work tree, not the copy `pip install .` "
+        "put in the venv)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
@@ -259,7 +261,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         or (args.rate is not None and args.rate <= 0)
     ):
         parser.error("--events, --clients and --rate must be positive")
-    if args.osism_tree is not None and not (args.osism_tree / "osism").is_dir():
+    if not (args.osism_tree / "osism").is_dir():
         parser.error(f"no osism/ package in {args.osism_tree}")
     return args
 

@@ -64,7 +64,8 @@ def free_port() -> int:
 def clean_env(tree: Optional[Path] = None, **settings: str) -> Dict[str, str]:
     """The environment without any osism setting, plus ``settings``; with
     ``tree``, `import osism` finds the package in that directory first
-    (PYTHONPATH comes before the venv's editable install)."""
+    (PYTHONPATH comes before the copy that `pip install .` put in the venv,
+    which is what runs without it)."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
     env.update(settings)
     if tree is not None:

@@ -46,6 +46,7 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
     import uvicorn
 
     from osism.api import create_app
+    from osism.websocket_protocol import websocket_protocol
 
     settings = get_settings()
     uvicorn.run(
@@ -54,6 +55,7 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
         port=settings.api_port if port is None else port,
         log_level=obj["log_level"],
         ws_per_message_deflate=settings.websocket_per_message_deflate,
+        ws=websocket_protocol(close_timeout=settings.websocket_close_timeout),
     )
 
 

@@ -117,6 +117,15 @@ class Settings(BaseSettings):
             "(WEBSOCKET_SEND_TIMEOUT)"
         ),
     )
+    websocket_close_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a client has to answer the server's close before its "
+            "connection is cut (WEBSOCKET_CLOSE_TIMEOUT); a dropped client "
+            "that reads nothing would otherwise keep it for good"
+        ),
+    )
     websocket_max_pending: int = Field(
         default=10_000,
         gt=0,

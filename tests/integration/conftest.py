@@ -227,7 +227,10 @@ def _start_redis(binary: str, workdir: Path, port: Optional[int] = None) -> Redi
         failures.append(
             f"port {server_port}: {log.read_text(errors='replace')[-2000:]}"
         )
-    pytest.fail(
+    # `raise pytest.fail.Exception` rather than `pytest.fail`: mypy sees the
+    # function end here even without pytest installed, as in OSISM's Zuul
+    # mypy job (it installs requirements.txt only).
+    raise pytest.fail.Exception(
         "redis-server did not answer PING within "
         f"{REDIS_START_DEADLINE:g} s:\n" + "\n".join(failures),
         pytrace=False,
@@ -238,8 +241,8 @@ def missing_server(reason: str, required_by: str) -> NoReturn:
     """Skip the test, or fail it when the environment variable
     ``required_by`` is 1 (in CI a missing server must not pass for a skip)."""
     if os.environ.get(required_by) == "1":
-        pytest.fail(f"{required_by}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+        raise pytest.fail.Exception(f"{required_by}=1 but {reason}", pytrace=False)
+    raise pytest.skip.Exception(reason)
 
 
 def _redis_binary() -> str:
@@ -661,7 +664,7 @@ async def wait_for_health(
                     return health
                 await anyio.sleep(0.01)
     except TimeoutError:
-        pytest.fail(
+        raise pytest.fail.Exception(
             f"health did not reach the expected state within {timeout:g} s; "
             f"last: {health}",
             pytrace=False,
@@ -755,7 +758,7 @@ def _start_rabbitmq(workdir: Path) -> RabbitMQServer:
         except RabbitMQStartFailed as e:
             server.close()
             failures.append(str(e))
-    pytest.fail("\n".join(failures), pytrace=False)
+    raise pytest.fail.Exception("\n".join(failures), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -119,7 +119,9 @@ async def receive_events(
             lambda frame: frame["data"]["resource_id"] == last
         )
     except TimeoutError:
-        pytest.fail(f"{who} did not get event {last} in time", pytrace=False)
+        raise pytest.fail.Exception(
+            f"{who} did not get event {last} in time", pytrace=False
+        )
 
 
 def counters_of(health: Dict[str, Any]) -> Dict[str, int]:

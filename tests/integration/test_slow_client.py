@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import anyio
 import pytest
 
+from tests.waiting import wait_until
 from tests.integration.conftest import (
     EVENTS_PATH,
     LOOPBACK,
@@ -42,6 +43,8 @@ from tests.integration.conftest import (
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
 SEND_TIMEOUT = 1.0
+# WEBSOCKET_CLOSE_TIMEOUT of the test that never reads again.
+CLOSE_TIMEOUT = 1.0
 MAX_PENDING = 50
 # The send bound of the WEBSOCKET_MAX_PENDING tests: longer than they run,
 # so that only falling behind can drop a client there.
@@ -72,6 +75,20 @@ def clients_are(count):
     return lambda health: health["websocket"]["clients"] == count
 
 
+def server_holds_connection(server: ApiServer, client_port: int) -> bool:
+    """Whether the kernel still has the server's end of the TCP connection
+    from ``client_port`` (a connection the server aborted is gone at once)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, remote = line.split()[1:3]
+            if (
+                int(local.rsplit(":", 1)[1], 16) == server.port
+                and int(remote.rsplit(":", 1)[1], 16) == client_port
+            ):
+                return True
+    return False
+
+
 def dropped_lines(server: ApiServer) -> List[Tuple[str, str]]:
     """(client, reason) of every "Dropped WebSocket client" line in the log."""
     return DROPPED_LINE.findall(server.output())
@@ -87,9 +104,9 @@ class StoppedClient:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        host, port = sock.getsockname()[:2]
+        host, self.port = sock.getsockname()[:2]
         # How the server's log names this client.
-        self.label = f"{host}:{port}"
+        self.label = f"{host}:{self.port}"
         # What the kernel made of the receive buffer size asked for.
         self.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
@@ -366,6 +383,36 @@ class TestAClientThatStopsReadingDoesNotHoldUpTheOthers:
         assert dropped_lines(server) == [
             (stopped.label, f"a send took longer than {SEND_TIMEOUT:g} s")
         ]
+
+
+class TestADroppedClientThatNeverReadsAgain:
+    @pytest.mark.timeout(30)
+    @pytest.mark.anyio
+    async def test_loses_its_connection_once_the_close_timeout_is_over(
+        self, api_server, redis_server
+    ):
+        server = api_server(
+            "redis",
+            env={
+                "WEBSOCKET_SEND_TIMEOUT": f"{SEND_TIMEOUT:g}",
+                "WEBSOCKET_CLOSE_TIMEOUT": f"{CLOSE_TIMEOUT:g}",
+            },
+        )
+        publisher = Publisher(redis_server, server.channel)
+        with stopped_client(server) as stopped:
+            async with open_stream(server.ws_url) as reader:
+                await wait_for_health(server, clients_are(2))
+                await stream_until_dropped(
+                    server, publisher, reader, stuck_bound(stopped)
+                )
+
+                # uvicorn alone would wait for the stopped client to take
+                # the close frame, for good.
+                await wait_until(
+                    lambda: not server_holds_connection(server, stopped.port),
+                    timeout=CLOSE_TIMEOUT + DROP_MARGIN,
+                )
+                await assert_still_serving(server, publisher, reader)
 
 
 def max_pending_server(api_server) -> ApiServer:

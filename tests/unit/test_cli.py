@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from osism.cli import main
+from osism.websocket_protocol import BatchingWebSocketProtocol
 
 
 @pytest.fixture
@@ -117,7 +118,9 @@ class TestServiceApi:
             "port": 9001,
             "log_level": "info",
             "ws_per_message_deflate": False,
+            "ws": run.call_args.kwargs["ws"],
         }
+        assert issubclass(run.call_args.kwargs["ws"], BatchingWebSocketProtocol)
 
     def test_options_override_the_settings(self, runner, mocker):
         run = mocker.patch("uvicorn.run")
@@ -142,7 +145,9 @@ class TestServiceApi:
             "port": 0,
             "log_level": "warning",
             "ws_per_message_deflate": False,
+            "ws": run.call_args.kwargs["ws"],
         }
+        assert issubclass(run.call_args.kwargs["ws"], BatchingWebSocketProtocol)
 
     def test_per_message_compression_is_a_setting(self, runner, mocker, monkeypatch):
         monkeypatch.setenv("WEBSOCKET_PER_MESSAGE_DEFLATE", "true")
@@ -152,6 +157,15 @@ class TestServiceApi:
 
         assert result.exit_code == 0, result.output
         assert run.call_args.kwargs["ws_per_message_deflate"] is True
+
+    def test_the_close_timeout_is_a_setting(self, runner, mocker, monkeypatch):
+        monkeypatch.setenv("WEBSOCKET_CLOSE_TIMEOUT", "2.5")
+        run = mocker.patch("uvicorn.run")
+
+        result = runner.invoke(main, ["service", "api"])
+
+        assert result.exit_code == 0, result.output
+        assert run.call_args.kwargs["ws"].answer_close_within == 2.5
 
     def test_a_port_out_of_range_is_a_usage_error(self, runner, mocker):
         run = mocker.patch("uvicorn.run")

@@ -1,0 +1,146 @@
+"""uvicorn's WebSocket protocol, writing each client's frames in batches.
+
+uvicorn writes every frame to the socket as it is sent: one ``send()``
+system call per frame per client, which was the largest single cost of
+streaming (about a third of the server's CPU as fast as possible). Here a
+frame sent by the application is only encoded into the connection's output
+(the websockets protocol object keeps it in order there); the output is
+written once per turn of the event loop. Frames a client's sender task sends
+in one go therefore leave in one write, and anything uvicorn itself writes
+(pong, ping, close) takes the waiting frames along in front of it, so the
+order on the wire never changes.
+
+Back-pressure is unchanged: a send still waits while the transport is paused
+because the client does not read. A close does not wait: it is queued behind
+the unread frames, and a client that does not answer it in time loses its
+connection (see ``_close``).
+
+This subclasses uvicorn's own protocol and uses its attributes (``conn``,
+``transport``, ``writable`` ...); uvicorn is pinned in the Pipfile, and the
+tests in tests/unit/test_websocket_protocol.py drive this class through a
+real handshake so that an upgrade that changes them fails there.
+"""
+
+import socket
+import struct
+from typing import Any, Type
+
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import (
+    WebSocketsSansIOProtocol,
+)
+from websockets.exceptions import InvalidState
+
+# SO_LINGER on, with a linger time of 0 seconds.
+_NO_LINGER = struct.pack("ii", 1, 0)
+
+
+class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """Pass as ``ws=`` to uvicorn: data frames are written once per loop turn,
+    and a client that does not answer a close loses its connection."""
+
+    # Seconds a client has to answer the server's close (uvicorn's default).
+    answer_close_within = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = self.answer_close_within
+        self._flush_scheduled = False
+
+    async def send(self, message: Any) -> None:
+        if message["type"] != "websocket.send" or not self._is_open():
+            # Accept, close and HTTP responses go uvicorn's way, behind the
+            # frames that are still waiting.
+            self.flush()
+            if message["type"] == "websocket.close" and self._is_open():
+                await self._close(message)
+            else:
+                await super().send(message)
+            return
+        if not self.writable.is_set():
+            await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        try:
+            text = message.get("text")
+            if text is not None:
+                self.conn.send_text(text.encode())
+            else:
+                self.conn.send_binary(message["bytes"])
+        except InvalidState:
+            raise ClientDisconnected() from None
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    async def _close(self, message: Any) -> None:
+        """Start the closing handshake; end the connection if it does not finish.
+
+        uvicorn waits until the transport takes more data before it sends
+        the close frame, and afterwards closes the transport, which waits
+        for its buffer to drain. A client that has stopped reading (the one
+        the WebSocket manager drops) would keep its connection for good.
+        Here the close frame is queued behind the frames the client has not
+        read even while writes are paused, and a client that has not
+        answered it within ``close_timeout`` seconds loses its connection.
+        """
+        if self.writable.is_set():
+            await super().send(message)
+        else:
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            self.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": code, "reason": reason}
+            )
+            self.conn.send_close(code, reason)
+            self.flush()
+            self.close_sent = True
+            if self.read_paused:
+                # The client's answer to the close must be read.
+                self.read_paused = False
+                self.transport.resume_reading()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_timeout, self._cut_off)
+
+    def _cut_off(self) -> None:
+        """End the connection at once, with a reset.
+
+        Aborting alone leaves the kernel trying to deliver the unread
+        frames to a client that takes none, for minutes; a zero linger time
+        makes closing the socket discard them.
+        """
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+        self.transport.abort()
+
+    @property
+    def flush_pending(self) -> bool:
+        """True while a write is scheduled for the next turn of the loop."""
+        return self._flush_scheduled
+
+    def flush(self) -> None:
+        """Write whatever the connection has to send, in one write."""
+        self._flush_scheduled = False
+        output = self.conn.data_to_send()
+        if not output or self.disconnected or self.transport.is_closing():
+            return
+        self.transport.write(b"".join(output))
+
+    def _is_open(self) -> bool:
+        """Handshake done, no close sent, not answering with plain HTTP."""
+        return (
+            self.handshake_complete
+            and not self.close_sent
+            and self.initial_response is None
+        )
+
+
+def websocket_protocol(close_timeout: float) -> Type[BatchingWebSocketProtocol]:
+    """The class to pass as ``ws=`` to uvicorn, with WEBSOCKET_CLOSE_TIMEOUT."""
+    return type(
+        BatchingWebSocketProtocol.__name__,
+        (BatchingWebSocketProtocol,),
+        {"answer_close_within": close_timeout},
+    )

@@ -1,0 +1,378 @@
+"""Unit tests of osism.websocket_protocol, driven through a real handshake.
+
+The protocol object gets a recording transport instead of a socket; a
+sans-I/O websockets client makes the upgrade request and decodes what the
+server wrote.
+"""
+
+import asyncio
+import socket
+import struct
+from typing import Any, Dict, List, Optional, Tuple
+
+import anyio
+import pytest
+from uvicorn.config import Config
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.server import ServerState
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from osism.websocket_protocol import BatchingWebSocketProtocol, websocket_protocol
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingSocket:
+    """What the protocol may ask of the transport's socket."""
+
+    def __init__(self) -> None:
+        self.options: Dict[Tuple[int, int], bytes] = {}
+
+    def getsockname(self) -> Tuple[str, int]:
+        return ("127.0.0.1", 8000)
+
+    def getpeername(self) -> Tuple[str, int]:
+        return ("127.0.0.1", 50000)
+
+    def setsockopt(self, level: int, name: int, value: bytes) -> None:
+        self.options[(level, name)] = value
+
+
+class RecordingTransport(asyncio.Transport):
+    """Keeps every write; knows whether it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: List[bytes] = []
+        self.closing = False
+        self.aborted = False
+        self.reading = True
+        self.socket: Optional[RecordingSocket] = RecordingSocket()
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+        self.aborted = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"socket": self.socket}.get(name, default)
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+class ScriptedApp:
+    """An ASGI app that accepts, then sends whatever lists the test hands it.
+
+    Each list is sent without yielding to the loop in between, as a client's
+    sender task sends a batch; a callable in a list is called in its turn.
+    """
+
+    def __init__(self) -> None:
+        # None ends the app.
+        self.batches: "asyncio.Queue[Optional[List[Any]]]" = asyncio.Queue()
+        self.errors: List[BaseException] = []
+        self.sent = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while True:
+            batch = await self.batches.get()
+            if batch is None:
+                return
+            try:
+                for message in batch:
+                    if callable(message):
+                        message()
+                        continue
+                    await send(message)
+                    self.sent += 1
+            except ClientDisconnected as e:
+                self.errors.append(e)
+                return
+
+
+class Connection:
+    """A BatchingWebSocketProtocol after its handshake, and its client side."""
+
+    def __init__(self, protocol: BatchingWebSocketProtocol, app: ScriptedApp) -> None:
+        self.protocol = protocol
+        self.app = app
+        self.transport: RecordingTransport = protocol.transport  # type: ignore
+        self.client = ClientProtocol(parse_uri("ws://testserver/"))
+        self.handshake_writes = 0
+        self._fed = 0
+        self._frames: List[Frame] = []
+
+    def writes_after_handshake(self) -> List[bytes]:
+        return self.transport.writes[self.handshake_writes :]
+
+    def frames(self) -> List[Frame]:
+        """The frames the server wrote after the handshake, decoded."""
+        for data in self.transport.writes[self._fed :]:
+            self.client.receive_data(data)
+        self._fed = len(self.transport.writes)
+        for event in self.client.events_received():
+            if isinstance(event, Frame):
+                self._frames.append(event)
+            else:
+                assert isinstance(event, Response) and event.status_code == 101
+        return list(self._frames)
+
+    def texts(self) -> List[str]:
+        return [
+            bytes(f.data).decode() for f in self.frames() if f.opcode is Opcode.TEXT
+        ]
+
+
+def text(value: str) -> Dict[str, Any]:
+    return {"type": "websocket.send", "text": value}
+
+
+CLOSE_1011 = {"type": "websocket.close", "code": 1011}
+# A close timeout for tests, instead of uvicorn's 10 s.
+CLOSE_TIMEOUT = 0.05
+
+
+def answer_close(connection: "Connection") -> None:
+    """The client reads the server's close and answers it."""
+    connection.frames()
+    for data in connection.client.data_to_send():
+        connection.protocol.data_received(data)
+
+
+def make_protocol(app, protocol_class=BatchingWebSocketProtocol):
+    config = Config(app=app, ws=protocol_class, log_level="warning")
+    config.load()
+    return protocol_class(
+        config=config,
+        server_state=ServerState(),
+        app_state={},
+        _loop=asyncio.get_running_loop(),
+    )
+
+
+@pytest.fixture
+async def connection():
+    app = ScriptedApp()
+    protocol = make_protocol(app)
+    protocol.connection_made(RecordingTransport())
+    conn = Connection(protocol, app)
+    request = conn.client.connect()
+    conn.client.send_request(request)
+    for data in conn.client.data_to_send():
+        protocol.data_received(data)
+    await wait_until(lambda: conn.transport.writes)
+    conn.handshake_writes = len(conn.transport.writes)
+    conn.frames()  # takes in the handshake response
+    yield conn
+    app.batches.put_nowait(None)
+    if not protocol.disconnected:
+        protocol.connection_lost(None)
+    with anyio.fail_after(5):
+        await asyncio.gather(*protocol.tasks, return_exceptions=True)
+
+
+class TestDataFrames:
+    async def test_frames_sent_together_leave_in_one_write_in_order(self, connection):
+        connection.app.batches.put_nowait([text("a"), text("b"), text("c")])
+
+        await wait_until(lambda: connection.writes_after_handshake())
+        await wait_until(lambda: connection.app.sent == 3)
+
+        assert len(connection.writes_after_handshake()) == 1
+        assert connection.texts() == ["a", "b", "c"]
+
+    async def test_a_lone_frame_is_written_without_waiting_for_more(self, connection):
+        connection.app.batches.put_nowait([text("only")])
+
+        await wait_until(lambda: connection.texts() == ["only"])
+
+    async def test_each_batch_gets_its_own_write(self, connection):
+        connection.app.batches.put_nowait([text("1")])
+        await wait_until(lambda: connection.texts() == ["1"])
+        connection.app.batches.put_nowait([text("2"), text("3")])
+
+        await wait_until(lambda: connection.texts() == ["1", "2", "3"])
+        assert len(connection.writes_after_handshake()) == 2
+
+    async def test_binary_frames_are_batched_too(self, connection):
+        connection.app.batches.put_nowait(
+            [{"type": "websocket.send", "bytes": b"\x00\x01"}, text("t")]
+        )
+
+        await wait_until(lambda: len(connection.frames()) == 2)
+        binary, txt = connection.frames()
+        assert (binary.opcode, binary.data) == (Opcode.BINARY, b"\x00\x01")
+        assert (txt.opcode, txt.data) == (Opcode.TEXT, b"t")
+        assert len(connection.writes_after_handshake()) == 1
+
+
+class TestOrderWithUvicornsOwnWrites:
+    async def test_a_close_goes_out_behind_the_frames_still_waiting(self, connection):
+        connection.app.batches.put_nowait(
+            [text("a"), text("b"), {"type": "websocket.close", "code": 1011}]
+        )
+
+        await wait_until(lambda: connection.app.sent == 3)
+        frames = connection.frames()
+        assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.TEXT, Opcode.CLOSE]
+        assert Close.parse(frames[-1].data).code == 1011
+
+    async def test_a_pong_goes_out_behind_the_frames_still_waiting(self, connection):
+        def ping() -> None:
+            connection.client.send_ping(b"p")
+            for data in connection.client.data_to_send():
+                connection.protocol.data_received(data)
+
+        # The ping arrives in the loop turn in which a and b were sent.
+        connection.app.batches.put_nowait([text("a"), text("b"), ping])
+
+        await wait_until(lambda: len(connection.frames()) == 3)
+        assert [f.opcode for f in connection.frames()] == [
+            Opcode.TEXT,
+            Opcode.TEXT,
+            Opcode.PONG,
+        ]
+
+
+class TestBackPressureAndLoss:
+    async def test_a_send_waits_while_the_transport_is_paused(self, connection):
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([text("held")])
+
+        with anyio.move_on_after(0.2):
+            await wait_until(lambda: connection.app.sent == 1)
+        assert connection.app.sent == 0
+        assert connection.texts() == []
+
+        connection.protocol.resume_writing()
+        await wait_until(lambda: connection.texts() == ["held"])
+
+    async def test_frames_waiting_when_the_connection_is_lost_are_not_written(
+        self, connection
+    ):
+        lost = connection.protocol.connection_lost
+        # Lost in the same loop turn, before the write.
+        connection.app.batches.put_nowait([text("a"), text("b"), lambda: lost(None)])
+
+        await wait_until(lambda: connection.app.sent == 2)
+        await wait_until(lambda: not connection.protocol.flush_pending)
+        assert connection.writes_after_handshake() == []
+
+    async def test_a_send_after_the_connection_is_lost_raises(self, connection):
+        connection.protocol.connection_lost(None)
+        connection.app.batches.put_nowait([text("late")])
+
+        await wait_until(lambda: connection.app.errors)
+        assert isinstance(connection.app.errors[0], ClientDisconnected)
+        assert connection.writes_after_handshake() == []
+
+    async def test_a_send_after_the_client_closed_raises(self, connection):
+        connection.client.send_close(1000)
+        for data in connection.client.data_to_send():
+            connection.protocol.data_received(data)
+        connection.app.batches.put_nowait([text("late")])
+
+        await wait_until(lambda: connection.app.errors)
+        assert isinstance(connection.app.errors[0], ClientDisconnected)
+        assert Opcode.TEXT not in [f.opcode for f in connection.frames()]
+
+
+class TestClosing:
+    async def test_a_client_has_ten_seconds_to_answer_a_close_by_default(self):
+        assert make_protocol(ScriptedApp()).close_timeout == 10.0
+
+    async def test_the_close_timeout_comes_from_the_setting(self):
+        protocol = make_protocol(ScriptedApp(), websocket_protocol(close_timeout=2.5))
+
+        assert isinstance(protocol, BatchingWebSocketProtocol)
+        assert protocol.close_timeout == 2.5
+
+    async def test_a_close_while_writes_are_paused_is_queued_at_once(self, connection):
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.app.sent == 1)
+        frames = connection.frames()
+        assert [f.opcode for f in frames] == [Opcode.CLOSE]
+        assert Close.parse(frames[0].data).code == 1011
+
+    async def test_the_app_learns_at_once_that_the_client_is_gone(self, connection):
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        with anyio.fail_after(5):
+            message = await connection.protocol.receive()
+        assert message == {"type": "websocket.disconnect", "code": 1011, "reason": ""}
+
+    async def test_reading_resumes_to_hear_the_clients_answer(self, connection):
+        connection.protocol.pause_writing()
+        connection.protocol.read_paused = True
+        connection.transport.pause_reading()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.app.sent == 1)
+        assert connection.transport.reading
+        assert not connection.protocol.read_paused
+
+    @pytest.mark.parametrize("paused", [True, False], ids=["paused", "writable"])
+    async def test_a_client_that_does_not_answer_the_close_is_cut_off(
+        self, connection, paused
+    ):
+        connection.protocol.close_timeout = CLOSE_TIMEOUT
+        connection.app.batches.put_nowait([text("a")])
+        await wait_until(lambda: connection.texts() == ["a"])
+        if paused:
+            connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.transport.aborted)
+        assert connection.texts() == ["a"]
+        # With a reset, not a close that waits to deliver unread frames.
+        assert connection.transport.socket is not None
+        linger = connection.transport.socket.options[
+            (socket.SOL_SOCKET, socket.SO_LINGER)
+        ]
+        assert struct.unpack("ii", linger) == (1, 0)
+
+    async def test_a_transport_without_a_socket_is_cut_off_all_the_same(
+        self, connection
+    ):
+        connection.protocol.close_timeout = CLOSE_TIMEOUT
+        connection.transport.socket = None
+        connection.app.batches.put_nowait([CLOSE_1011])
+
+        await wait_until(lambda: connection.transport.aborted)
+
+    async def test_a_client_that_answers_the_close_is_closed_not_cut_off(
+        self, connection
+    ):
+        connection.protocol.close_timeout = CLOSE_TIMEOUT
+        connection.protocol.pause_writing()
+        connection.app.batches.put_nowait([CLOSE_1011])
+        await wait_until(lambda: connection.app.sent == 1)
+
+        answer_close(connection)
+
+        assert connection.transport.closing
+        assert connection.protocol.close_timer is None
+        with anyio.move_on_after(CLOSE_TIMEOUT * 4):
+            await wait_until(lambda: connection.transport.aborted)
+        assert not connection.transport.aborted
