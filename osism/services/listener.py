@@ -65,8 +65,9 @@ PREFETCH_COUNT = 100
 HEARTBEAT = 60
 
 # Longest the consume loop waits for a message before it looks at a stop
-# request and at exchanges still to bind (kombu's safety_interval).
-DRAIN_TIMEOUT = 1.0
+# request and at exchanges still to bind (kombu's safety_interval): a
+# signal does not cut the wait short.
+DRAIN_TIMEOUT = 0.25
 
 # The first wait before reconnecting; kombu adds this much per failed
 # attempt, up to LISTENER_RECONNECT_MAX_DELAY.

@@ -569,7 +569,8 @@ def pytest_runtest_makereport(item, call):
                 )
         for listener in getattr(item, "_listeners", []):
             report.sections.append(("listener", listener.output()[-20000:]))
-        for rabbitmq in getattr(item, "_rabbitmq_servers", []):
+        nodes = [v for v in item.funcargs.values() if isinstance(v, RabbitMQServer)]
+        for rabbitmq in nodes:
             report.sections.append(
                 (f"RabbitMQ on port {rabbitmq.port}", rabbitmq.output())
             )
@@ -771,11 +772,11 @@ def rabbitmq_server(tmp_path_factory) -> Iterator[RabbitMQServer]:
         server.close()
 
 
-@pytest.fixture
-def own_rabbitmq_server(request, tmp_path) -> Iterator[RabbitMQServer]:
-    """A rabbitmq-server node for this test only (stop/start it at will)."""
-    server = _start_rabbitmq(tmp_path)
-    request.node._rabbitmq_servers = [server]
+@pytest.fixture(scope="module")
+def own_rabbitmq_server(tmp_path_factory) -> Iterator[RabbitMQServer]:
+    """A rabbitmq-server node of this test module's own (its tests may stop
+    and start it; each leaves it running)."""
+    server = _start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"))
     try:
         yield server
     finally:

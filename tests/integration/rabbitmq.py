@@ -159,7 +159,12 @@ class RabbitMQServer:
             _stop(self.process, RABBITMQ_STOP_DEADLINE)
 
     def close(self) -> None:
-        self.stop()
+        """Kill the node and its epmd: its data is not needed any more, so
+        the graceful stop's seconds are saved."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
         if self.epmd is not None:
             _stop(self.epmd, 5)
 
