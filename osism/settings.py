@@ -175,6 +175,15 @@ class Settings(BaseSettings):
             "from 1 s by 1 s per attempt up to this (LISTENER_RECONNECT_MAX_DELAY)"
         ),
     )
+    listener_heartbeat: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "AMQP heartbeat of the listener's broker connection in seconds; a "
+            "connection silent for twice as long is taken for dead and "
+            "re-established, 0 turns heartbeats off (LISTENER_HEARTBEAT)"
+        ),
+    )
 
     @field_validator("listener_exchanges", mode="before")
     @classmethod

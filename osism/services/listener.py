@@ -60,10 +60,6 @@ PRIORITIES = ("info", "error")
 # pipe full, few enough that a restart redelivers little.
 PREFETCH_COUNT = 100
 
-# AMQP heartbeat (seconds) so that a broker that vanished without closing
-# the connection is noticed.
-HEARTBEAT = 60
-
 # Longest the consume loop waits for a message before it looks at a stop
 # request and at exchanges still to bind (kombu's safety_interval): a
 # signal does not cut the wait short.
@@ -177,7 +173,13 @@ class Listener(ConsumerMixin):
     def __init__(self, bridge: Any, settings: Optional[Settings] = None) -> None:
         settings = get_settings() if settings is None else settings
         self.bridge = bridge
-        self.connection = Connection(settings.broker_uri, heartbeat=HEARTBEAT)
+        # The heartbeat makes a connection that died without a word (a
+        # broker host gone, a connection reset that never arrived) fail
+        # after twice its interval; the consume loop checks it whenever it
+        # waits for messages.
+        self.connection = Connection(
+            settings.broker_uri, heartbeat=settings.listener_heartbeat
+        )
         self.services = list(settings.listener_exchanges)
         self.queues = {
             service: notification_queue(service, settings.listener_queue_prefix)
@@ -237,9 +239,16 @@ class Listener(ConsumerMixin):
 
     @contextmanager
     def establish_connection(self) -> Iterator[Any]:
-        """kombu's, with our back-off and a way out for :meth:`stop`."""
-        with self.create_connection() as conn:
-            self._connecting = conn
+        """kombu's, with our back-off and a way out for :meth:`stop`.
+
+        A connection that failed is dropped without the closing handshake
+        (``collect``): kombu's ``release`` waits for the broker's Close-Ok,
+        which a broker that stopped answering (the heartbeat's case) never
+        sends, and the listener would hang there instead of reconnecting.
+        """
+        conn = self.create_connection()
+        self._connecting = conn
+        try:
             conn.ensure_connection(
                 self.on_connection_error,
                 self.connect_max_retries,
@@ -249,6 +258,13 @@ class Listener(ConsumerMixin):
                 callback=self._raise_if_stopping,
             )
             yield conn
+        except conn.connection_errors:
+            conn.collect()
+            raise
+        except BaseException:
+            conn.release()
+            raise
+        conn.release()
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
         self.stats["connect_failed"] += 1

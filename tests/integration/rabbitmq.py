@@ -158,12 +158,19 @@ class RabbitMQServer:
         if self.process is not None:
             _stop(self.process, RABBITMQ_STOP_DEADLINE)
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop (SIGSTOP) or continue (SIGCONT) the node: a broker that stops
+        answering without closing anything, as a host that hangs does."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def close(self) -> None:
         """Kill the node and its epmd: its data is not needed any more, so
         the graceful stop's seconds are saved."""
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signal.SIGCONT)
             self.process.wait(timeout=5)
         if self.epmd is not None:
             _stop(self.epmd, 5)

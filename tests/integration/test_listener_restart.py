@@ -49,7 +49,9 @@ class Publisher:
         self.accepted: List[str] = []
         self.failures: Counter[str] = Counter()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="publisher")
+        # A daemon: a test that failed without stopping it must not keep
+        # the test run's interpreter from exiting.
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -109,7 +111,16 @@ class TestTheListenerSurvivesARabbitMQRestart:
         setup = Notifier(rabbitmq.url)
         setup.declare("ironic")
         setup.close()
-        process = listener(rabbitmq, redis_server, server.channel, bound=["ironic"])
+        process = listener(
+            rabbitmq,
+            redis_server,
+            server.channel,
+            bound=["ironic"],
+            LISTENER_EXCHANGES="ironic",
+            # A connection the restart left silent (no reset reached the
+            # stalled listener) is taken for dead after 10 s.
+            LISTENER_HEARTBEAT="5",
+        )
         received: List[str] = []
         queued: Dict[str, int] = {}
         publisher = Publisher(rabbitmq.url, node)
@@ -150,7 +161,11 @@ class TestTheListenerSurvivesARabbitMQRestart:
                     back_at = len(publisher.accepted)
                     await wait_until(lambda: accepted_at_least(back_at + AFTER), 30)
                 finally:
-                    await anyio.to_thread.run_sync(publisher.stop)
+                    if stalled:
+                        process.process.send_signal(signal.SIGCONT)
+                    # Shielded: stopped even when the test is cancelled.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(publisher.stop)
                 accepted = set(publisher.accepted)
                 await wait_until(lambda: accepted <= set(received), ARRIVAL_DEADLINE)
                 tasks.cancel_scope.cancel()
@@ -177,3 +192,49 @@ class TestTheListenerSurvivesARabbitMQRestart:
             f"retries {dict(publisher.failures)}; node start "
             f"{rabbitmq.start_seconds[-1]:.1f} s"
         )
+
+
+class TestABrokerThatStopsAnsweringIsLeft:
+    @pytest.mark.timeout(60)
+    @pytest.mark.anyio
+    async def test_the_heartbeat_notices_and_the_listener_reconnects_when_it_answers(
+        self, own_rabbitmq_server, redis_server, redis_mode_server, listener
+    ):
+        rabbitmq = own_rabbitmq_server
+        server = redis_mode_server
+        node = f"node-{uuid.uuid4().hex[:8]}"
+        notifier = Notifier(rabbitmq.url)
+        notifier.declare("ironic")
+        process = listener(
+            rabbitmq,
+            redis_server,
+            server.channel,
+            bound=["ironic"],
+            LISTENER_EXCHANGES="ironic",
+            LISTENER_HEARTBEAT="2",
+        )
+        frozen = "Lost the connection to the broker (ConnectionForced: Too many "
+        try:
+            async with open_stream(server.ws_url, node_filters=[node]) as stream:
+                rabbitmq.freeze()
+                try:
+                    # No reset, no close: only the missing heartbeats tell.
+                    await anyio.to_thread.run_sync(
+                        lambda: process.wait_for_output(frozen, timeout=15)
+                    )
+                finally:
+                    rabbitmq.freeze(False)
+                await anyio.to_thread.run_sync(
+                    lambda: process.wait_for_output(
+                        process.bound_line("ironic"), count=2, timeout=30
+                    )
+                )
+                await anyio.to_thread.run_sync(
+                    lambda: notifier.notify("ironic", EVENT_TYPE, payload(node, "r-1"))
+                )
+                frame = await stream.receive()
+        finally:
+            notifier.close()
+
+        assert frame["data"]["resource_id"] == "r-1"
+        assert process.process.poll() is None, "the listener ended"

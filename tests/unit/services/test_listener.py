@@ -236,6 +236,7 @@ class TestListenerSettings:
     ):
         for name in ("LISTENER_EXCHANGES", "LISTENER_QUEUE_PREFIX", "BROKER_URI"):
             monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("LISTENER_HEARTBEAT", raising=False)
 
         listener = Listener(event_bridge)
 
@@ -250,16 +251,19 @@ class TestListenerSettings:
         ]
         assert listener.queues["keystone"].name == "osism-events-keystone"
         assert listener.connection.as_uri() == "amqp://openstack:**@rabbitmq:5672//"
+        assert listener.connection.heartbeat == 60.0
 
     def test_settings_come_from_the_environment(self, event_bridge, monkeypatch):
         monkeypatch.setenv("BROKER_URI", "memory://host-a;memory://host-b")
         monkeypatch.setenv("LISTENER_EXCHANGES", " nova, ironic,,nova ")
         monkeypatch.setenv("LISTENER_QUEUE_PREFIX", "mine")
+        monkeypatch.setenv("LISTENER_HEARTBEAT", "10")
 
         listener = Listener(event_bridge)
 
         assert listener.services == ["nova", "ironic"]
         assert listener.queues["nova"].name == "mine-nova"
+        assert listener.connection.heartbeat == 10.0
         assert listener.connection.alt == ["memory://host-a", "memory://host-b"]
 
     def test_an_empty_exchange_list_is_refused(self, monkeypatch):
@@ -724,23 +728,28 @@ def failing_connects(mocker) -> Callable[[int], None]:
     return fail
 
 
+def lose_connection_once(mocker) -> None:
+    """The first wait for messages finds the connection reset."""
+    drain = Connection.drain_events
+    lost = [True]
+
+    def drain_events(connection: Connection, **kwargs: Any) -> Any:
+        if lost.pop() if lost else False:
+            raise AmqpConnectionError("connection reset by peer")
+        return drain(connection, **kwargs)
+
+    mocker.patch.object(
+        Connection, "drain_events", autospec=True, side_effect=drain_events
+    )
+
+
 class TestReconnecting:
     def test_a_lost_connection_is_one_warning_and_consuming_resumes(
         self, make_listener, event_bridge, openstack, mocker, listener_logs
     ):
         openstack.start("ironic")
         openstack.start("nova")
-        drain = Connection.drain_events
-        lost = [True]
-
-        def drain_events(connection: Connection, **kwargs: Any) -> Any:
-            if lost.pop() if lost else False:
-                raise AmqpConnectionError("connection reset by peer")
-            return drain(connection, **kwargs)
-
-        mocker.patch.object(
-            Connection, "drain_events", autospec=True, side_effect=drain_events
-        )
+        lose_connection_once(mocker)
         listener = make_listener()
 
         run_until(
@@ -762,6 +771,24 @@ class TestReconnecting:
         ]
         connected = [r for r in listener_logs() if "Connected to" in r[2]]
         assert len(connected) == 2
+
+    def test_a_lost_connection_is_dropped_without_the_closing_handshake(
+        self, make_listener, openstack, mocker
+    ):
+        """kombu's release would wait for a Close-Ok that a broker which
+        stopped answering never sends."""
+        lose_connection_once(mocker)
+        collect = mocker.spy(Connection, "collect")
+        release = mocker.spy(Connection, "release")
+        listener = make_listener()
+
+        run_until(listener, counted(listener, "connection_lost", 1))
+
+        # The lost connection is collected, the one in use at the stop is
+        # closed properly.
+        assert collect.call_count == 1
+        assert release.call_count == 1
+        assert collect.call_args.args[0] is not release.call_args.args[0]
 
     def test_the_broker_is_tried_again_with_back_off_until_it_answers(
         self, make_listener, openstack, mocker, failing_connects, listener_logs
