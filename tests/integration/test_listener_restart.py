@@ -83,6 +83,24 @@ class Publisher:
             self._stop.wait(PUBLISH_INTERVAL)
 
 
+def ironic_listener(
+    listener: Any, rabbitmq: Any, redis_server: Any, server: Any, heartbeat: int
+) -> Any:
+    """A listener of the ironic exchange (declared first, as the service
+    does) whose events reach ``server``'s clients."""
+    setup = Notifier(rabbitmq.url)
+    setup.declare("ironic")
+    setup.close()
+    return listener(
+        rabbitmq,
+        redis_server,
+        server.channel,
+        bound=["ironic"],
+        LISTENER_EXCHANGES="ironic",
+        LISTENER_HEARTBEAT=str(heartbeat),
+    )
+
+
 def count_queued(url: str, queue: str) -> int:
     probe = Notifier(url)
     try:
@@ -108,19 +126,9 @@ class TestTheListenerSurvivesARabbitMQRestart:
         rabbitmq = own_rabbitmq_server
         server = redis_mode_server
         node = f"node-{uuid.uuid4().hex[:8]}"
-        setup = Notifier(rabbitmq.url)
-        setup.declare("ironic")
-        setup.close()
-        process = listener(
-            rabbitmq,
-            redis_server,
-            server.channel,
-            bound=["ironic"],
-            LISTENER_EXCHANGES="ironic",
-            # A connection the restart left silent (no reset reached the
-            # stalled listener) is taken for dead after 10 s.
-            LISTENER_HEARTBEAT="5",
-        )
+        # A connection the restart left silent (no reset reached the stalled
+        # listener) is taken for dead after 10 s.
+        process = ironic_listener(listener, rabbitmq, redis_server, server, 5)
         received: List[str] = []
         queued: Dict[str, int] = {}
         publisher = Publisher(rabbitmq.url, node)
@@ -203,16 +211,8 @@ class TestABrokerThatStopsAnsweringIsLeft:
         rabbitmq = own_rabbitmq_server
         server = redis_mode_server
         node = f"node-{uuid.uuid4().hex[:8]}"
+        process = ironic_listener(listener, rabbitmq, redis_server, server, 2)
         notifier = Notifier(rabbitmq.url)
-        notifier.declare("ironic")
-        process = listener(
-            rabbitmq,
-            redis_server,
-            server.channel,
-            bound=["ironic"],
-            LISTENER_EXCHANGES="ironic",
-            LISTENER_HEARTBEAT="2",
-        )
         frozen = "Lost the connection to the broker (ConnectionForced: Too many "
         try:
             async with open_stream(server.ws_url, node_filters=[node]) as stream:
