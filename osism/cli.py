@@ -1,4 +1,5 @@
-"""The `osism` command: run the API, publish an event, watch the stream."""
+"""The `osism` command: run the API or the listener, publish an event, watch the
+stream."""
 
 import json
 import logging
@@ -56,6 +57,18 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
         ws_per_message_deflate=settings.websocket_per_message_deflate,
         ws=websocket_protocol(close_timeout=settings.websocket_close_timeout),
     )
+
+
+@service.command("listener")
+def service_listener() -> None:
+    """Carry OpenStack notifications from RabbitMQ into the event stream.
+
+    Consumes the exchanges in LISTENER_EXCHANGES on BROKER_URI and publishes
+    every notification on Redis, until SIGTERM or SIGINT.
+    """
+    from osism.services.listener import serve
+
+    serve()
 
 
 @main.group()

@@ -5,13 +5,19 @@ Every call to :func:`get_settings` reads the environment anew, so a process
 re-importing anything. Variable names are the field names in upper case.
 """
 
-from pydantic import Field
-from pydantic_settings import BaseSettings
+from typing import Annotated, Any, List
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode
 
 # Defaults of the Redis fault handling, chosen so that the stream is back
 # within a few seconds of Redis (worst case: the capped restart delay).
 REDIS_RETRY_DELAY = 1.0
 REDIS_RESTART_MAX_DELAY = 5.0
+
+# The OpenStack services whose versioned notifications the listener carries
+# by default; each publishes on an exchange of its own name.
+LISTENER_EXCHANGES = ["ironic", "nova", "neutron", "cinder", "keystone", "glance"]
 
 
 class Settings(BaseSettings):
@@ -128,6 +134,64 @@ class Settings(BaseSettings):
             "and is dropped (WEBSOCKET_MAX_PENDING)"
         ),
     )
+
+    broker_uri: str = Field(
+        default="amqp://openstack:password@rabbitmq:5672/",
+        min_length=1,
+        description=(
+            "RabbitMQ the listener consumes from (BROKER_URI); several brokers "
+            "of a cluster separated by ';' are tried in turn"
+        ),
+    )
+    listener_exchanges: Annotated[List[str], NoDecode] = Field(
+        default_factory=lambda: list(LISTENER_EXCHANGES),
+        min_length=1,
+        description=(
+            "OpenStack services (exchanges) whose notifications the listener "
+            "carries, separated by commas (LISTENER_EXCHANGES)"
+        ),
+    )
+    listener_queue_prefix: str = Field(
+        default="osism-events",
+        min_length=1,
+        description=(
+            "Prefix of the listener's durable queues, one per exchange: "
+            "<prefix>-<service> (LISTENER_QUEUE_PREFIX)"
+        ),
+    )
+    listener_exchange_retry_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds between attempts to bind to an exchange that does not "
+            "exist yet (LISTENER_EXCHANGE_RETRY_INTERVAL)"
+        ),
+    )
+    listener_reconnect_max_delay: float = Field(
+        default=10.0,
+        ge=1,
+        description=(
+            "Longest wait between attempts to reach the broker; the wait grows "
+            "from 1 s by 1 s per attempt up to this (LISTENER_RECONNECT_MAX_DELAY)"
+        ),
+    )
+    listener_heartbeat: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "AMQP heartbeat of the listener's broker connection in seconds; a "
+            "connection silent for twice as long is taken for dead and "
+            "re-established, 0 turns heartbeats off (LISTENER_HEARTBEAT)"
+        ),
+    )
+
+    @field_validator("listener_exchanges", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = (name.strip() for name in value.split(","))
+            return list(dict.fromkeys(name for name in names if name))
+        return value
 
 
 def get_settings() -> Settings:

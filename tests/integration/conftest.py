@@ -1,6 +1,7 @@
 """Fixtures of the integration suite: a real redis-server, real API servers
 (``python -m osism service api`` under uvicorn), and WebSocket and HTTP
-clients for them.
+clients for them; a real rabbitmq-server and listener processes
+(``python -m osism service listener``, see tests/integration/rabbitmq.py).
 
 Isolation: one redis-server serves the whole session, and every API server
 and every in-process event bridge gets a Redis channel of its own
@@ -25,15 +26,32 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    NoReturn,
+    Optional,
+    Sequence,
+)
 
 import anyio
 import pytest
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from osism.settings import Settings
+from osism.settings import LISTENER_EXCHANGES, Settings
 from tests.integration.publisher_client import PublisherProcess
+from tests.integration.rabbitmq import (
+    ListenerProcess,
+    Notifier,
+    RabbitMQServer,
+    RabbitMQStartFailed,
+    rabbitmq_binaries,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -219,16 +237,22 @@ def _start_redis(binary: str, workdir: Path, port: Optional[int] = None) -> Redi
     )
 
 
+def missing_server(reason: str, required_by: str) -> NoReturn:
+    """Skip the test, or fail it when the environment variable
+    ``required_by`` is 1 (in CI a missing server must not pass for a skip)."""
+    if os.environ.get(required_by) == "1":
+        raise pytest.fail.Exception(f"{required_by}=1 but {reason}", pytrace=False)
+    raise pytest.skip.Exception(reason)
+
+
 def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
-        reason = (
+        missing_server(
             "redis-server is not on PATH; install it (Debian: apt-get install "
-            "redis-server) to run the Redis integration tests"
+            "redis-server) to run the Redis integration tests",
+            "OSISM_REQUIRE_REDIS",
         )
-        if os.environ.get("OSISM_REQUIRE_REDIS") == "1":
-            pytest.fail(f"OSISM_REQUIRE_REDIS=1 but {reason}", pytrace=False)
-        raise pytest.skip.Exception(reason)
     return binary
 
 
@@ -530,7 +554,8 @@ def embedded_mode_server(request, tmp_path_factory) -> Iterator[ApiServer]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the output of the API servers a failed test used."""
+    """Attach the output of the API servers, listeners and RabbitMQ nodes a
+    failed test used."""
     report = yield
     if report.failed:
         started = getattr(item, "_integration_started", 0.0)
@@ -542,6 +567,13 @@ def pytest_runtest_makereport(item, call):
                         server.output(),
                     )
                 )
+        for listener in getattr(item, "_listeners", []):
+            report.sections.append(("listener", listener.output()[-20000:]))
+        nodes = [v for v in item.funcargs.values() if isinstance(v, RabbitMQServer)]
+        for rabbitmq in nodes:
+            report.sections.append(
+                (f"RabbitMQ on port {rabbitmq.port}", rabbitmq.output())
+            )
     return report
 
 
@@ -696,3 +728,144 @@ def publisher(tmp_path) -> Iterator[Callable[..., PublisherProcess]]:
     finally:
         for process in started:
             process.close()
+
+
+# --------------------------------------------------------------------------
+# rabbitmq-server and the listener
+
+
+def _rabbitmq_binaries() -> Dict[str, str]:
+    binaries = rabbitmq_binaries()
+    if binaries is None:
+        missing_server(
+            "rabbitmq-server (or epmd) is not installed; install it (Debian: "
+            "apt-get install rabbitmq-server) to run the listener's integration "
+            "tests",
+            "OSISM_REQUIRE_RABBITMQ",
+        )
+    return binaries
+
+
+def _start_rabbitmq(workdir: Path) -> RabbitMQServer:
+    """A node on free ports, tried again on others if one was taken meanwhile."""
+    binaries = _rabbitmq_binaries()
+    failures = []
+    for attempt in range(3):
+        ports = [free_port() for _ in range(3)]
+        server = RabbitMQServer(binaries, workdir / f"node-{attempt}", ports)
+        try:
+            server.start()
+            return server
+        except RabbitMQStartFailed as e:
+            server.close()
+            failures.append(str(e))
+    raise pytest.fail.Exception("\n".join(failures), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory) -> Iterator[RabbitMQServer]:
+    """One real rabbitmq-server node for the session."""
+    server = _start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def own_rabbitmq_server(tmp_path_factory) -> Iterator[RabbitMQServer]:
+    """A rabbitmq-server node of this test module's own (its tests may stop
+    and start it; each leaves it running)."""
+    server = _start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def notifier(rabbitmq_server) -> Iterator[Notifier]:
+    """The OpenStack services' side of the session's RabbitMQ."""
+    notifier = Notifier(rabbitmq_server.url)
+    try:
+        yield notifier
+    finally:
+        notifier.close()
+
+
+@pytest.fixture
+def listener(request, tmp_path) -> Iterator[Callable[..., ListenerProcess]]:
+    """Factory of listener processes; each is stopped at the end of the test
+    and its queues are deleted (a node shared by the session keeps durable
+    queues otherwise).
+
+    ``listener(rabbitmq, redis, channel, bound=[...], **settings)`` waits
+    until the queues of the services in ``bound`` are bound to their
+    exchanges (which must exist by then)."""
+    started: List[ListenerProcess] = []
+    brokers: List[RabbitMQServer] = []
+    request.node._listeners = started
+
+    def start(
+        rabbitmq: RabbitMQServer,
+        redis_server: RedisServer,
+        channel: str,
+        bound: Sequence[str] = (),
+        **settings: str,
+    ) -> ListenerProcess:
+        env = clean_env(
+            **{
+                "BROKER_URI": rabbitmq.url,
+                "REDIS_HOST": redis_server.host,
+                "REDIS_PORT": str(redis_server.port),
+                "REDIS_CHANNEL": channel,
+                "LISTENER_QUEUE_PREFIX": f"osism-events-it-{uuid.uuid4().hex[:8]}",
+                "LISTENER_EXCHANGE_RETRY_INTERVAL": "0.2",
+                "LISTENER_RECONNECT_MAX_DELAY": "2",
+                **settings,
+            }
+        )
+        log = tmp_path / f"listener-{len(started)}.log"
+        process = ListenerProcess(env, REPO_ROOT, log)
+        started.append(process)
+        brokers.append(rabbitmq)
+        for service in bound:
+            process.wait_for_output(process.bound_line(service))
+        return process
+
+    try:
+        yield start
+    finally:
+        for process, broker in zip(started, brokers):
+            process.stop()
+            if broker.process is not None and broker.process.poll() is None:
+                services = process.env.get("LISTENER_EXCHANGES", "").split(",")
+                services = [s for s in services if s] or list(LISTENER_EXCHANGES)
+                with contextlib.closing(Notifier(broker.url)) as cleaner:
+                    cleaner.delete_queues([process.queue(s) for s in services])
+
+
+@pytest.fixture
+def stream_listener(
+    rabbitmq_server, redis_server, redis_mode_server, listener
+) -> Callable[..., ListenerProcess]:
+    """Factory of listeners on the session's RabbitMQ whose events reach the
+    clients of the session's API server (``redis_mode_server``)."""
+
+    def start(bound: Sequence[str] = ("ironic",), **settings: str) -> ListenerProcess:
+        channel = redis_mode_server.channel
+        return listener(rabbitmq_server, redis_server, channel, bound, **settings)
+
+    return start
+
+
+# Figures measured by tests (e.g. the listener burst), shown at the end of
+# the run.
+MEASUREMENTS: List[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)

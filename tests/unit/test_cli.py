@@ -176,6 +176,24 @@ class TestServiceApi:
         run.assert_not_called()
 
 
+class TestServiceListener:
+    def test_runs_the_listener_until_it_stops_and_exits_0(self, runner, mocker):
+        serve = mocker.patch("osism.services.listener.serve")
+
+        result = runner.invoke(main, ["service", "listener"])
+
+        assert result.exit_code == 0, result.output
+        serve.assert_called_once_with()
+
+    def test_is_listed_among_the_services(self, runner):
+        result = runner.invoke(main, ["service", "--help"])
+
+        assert result.exit_code == 0, result.output
+        assert "listener  Carry OpenStack notifications from RabbitMQ into the" in (
+            result.output
+        )
+
+
 class TestLogLevel:
     def test_the_root_logger_gets_the_chosen_level(self, runner, mocker):
         mocker.patch("uvicorn.run")

@@ -1,8 +1,9 @@
 import logging
-from typing import Callable, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 from unittest.mock import AsyncMock, MagicMock
 
 import pytest
+from kombu.transport import memory
 
 from osism.services.event_bridge import EventBridge
 from osism.services.websocket_manager import WebSocketManager
@@ -69,3 +70,24 @@ def bridge_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
 def websocket_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
     caplog.set_level(logging.DEBUG, logger="osism.websocket")
     return lambda: [r for r in caplog.record_tuples if r[0] == "osism.websocket"]
+
+
+@pytest.fixture
+def memory_broker() -> Iterator[None]:
+    """kombu's in-memory transport, empty before and after the test (its
+    exchanges, bindings and queues are process-wide)."""
+
+    def clear() -> None:
+        memory.Transport.global_state.clear()
+        memory.Channel.queues.clear()
+        memory.Channel.events.clear()
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.fixture
+def listener_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
+    caplog.set_level(logging.DEBUG, logger="osism.listener")
+    return lambda: [r for r in caplog.record_tuples if r[0] == "osism.listener"]

@@ -1,0 +1,445 @@
+"""The listener: OpenStack notifications from RabbitMQ into the event stream.
+
+Each OpenStack service publishes its versioned notifications on a topic
+exchange named after it (``ironic``, ``nova``, ...) with the routing keys
+``<service>_versioned_notifications.info`` and ``.error``. The listener
+consumes them, one durable queue per service named ``<prefix>-<service>``
+(both routing keys bound to it), and hands ``event_type`` and ``payload``
+of every notification to :meth:`EventBridge.add_event`, which publishes it
+on Redis for the API processes.
+
+Delivery is at least once: a message is acknowledged only after the
+hand-over, so a connection lost between the two brings it back (a
+duplicate) rather than losing it. The consumer runs on kombu's
+:class:`~kombu.mixins.ConsumerMixin`: kombu declares, consumes, drains and
+re-establishes the connection (with back-off, trying the brokers of a
+cluster in turn); this module decides what to declare, what a message
+means, and when to stop.
+
+- The listener never creates an OpenStack exchange. It declares them
+  passively (an assertion that they exist): oslo.messaging declares its
+  notification exchanges as topic exchanges whose durability follows the
+  service's ``amqp_durable_queues`` (False by default), and an exchange the
+  listener created with other attributes would make the service's own
+  declaration fail. A passive declaration matches either setting.
+- Its queues are its own and durable: they are declared at every connect,
+  consumed at once (messages kept from before a broker restart are
+  delivered even before the services are back), and bound to their exchange
+  as soon as it exists. A missing exchange (NOT_FOUND) is tried again every
+  LISTENER_EXCHANGE_RETRY_INTERVAL seconds.
+- A malformed message is logged once with its exchange, routing key and
+  first bytes, counted, and acknowledged: it can never succeed, so it is not
+  requeued.
+"""
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+
+from kombu import Connection, Exchange, Queue, binding
+from kombu.message import Message
+from kombu.mixins import ConsumerMixin
+from kombu.utils.url import maybe_sanitize_url
+
+from osism.services.event_bridge import EventBridge
+from osism.settings import Settings, get_settings
+
+logger = logging.getLogger("osism.listener")
+
+# The notification priorities the listener carries; each is a routing key
+# "<service>_versioned_notifications.<priority>".
+PRIORITIES = ("info", "error")
+
+# Unacknowledged messages the broker may send ahead: enough to keep the
+# pipe full, few enough that a restart redelivers little.
+PREFETCH_COUNT = 100
+
+# Longest the consume loop waits for a message before it looks at a stop
+# request and at exchanges still to bind (kombu's safety_interval): a
+# signal does not cut the wait short.
+DRAIN_TIMEOUT = 0.25
+
+# The first wait before reconnecting; kombu adds this much per failed
+# attempt, up to LISTENER_RECONNECT_MAX_DELAY.
+RECONNECT_DELAY = 1.0
+
+# How much of a malformed message's body is logged.
+BODY_EXCERPT_BYTES = 200
+
+
+class MalformedNotification(ValueError):
+    """A message that is not an OpenStack notification; the reason says why."""
+
+
+class ListenerStopping(Exception):
+    """Raised out of kombu's connection retries when a stop was asked for."""
+
+
+def routing_keys(service: str) -> List[str]:
+    return [f"{service}_versioned_notifications.{p}" for p in PRIORITIES]
+
+
+def notification_queue(service: str, prefix: str) -> Queue:
+    """The listener's durable queue for ``service``, bound to both keys."""
+    exchange = Exchange(service, type="topic", durable=False, passive=True)
+    return Queue(
+        f"{prefix}-{service}",
+        durable=True,
+        auto_delete=False,
+        bindings=[binding(exchange, routing_key=key) for key in routing_keys(service)],
+    )
+
+
+def parse_notification(body: Any) -> Tuple[str, Dict[str, Any]]:
+    """``event_type`` and ``payload`` of a decoded message body.
+
+    Takes the oslo.messaging envelope (``{"oslo.version": "2.0",
+    "oslo.message": "<json>"}``) as well as an unwrapped notification.
+    """
+    if not isinstance(body, dict):
+        raise MalformedNotification(
+            f"expected a JSON object, got {type(body).__name__}"
+        )
+    if "oslo.message" in body:
+        inner = body["oslo.message"]
+        if not isinstance(inner, str):
+            raise MalformedNotification("'oslo.message' is not a string")
+        try:
+            body = json.loads(inner)
+        except ValueError as e:
+            raise MalformedNotification(f"'oslo.message' is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise MalformedNotification(
+                f"'oslo.message' is not a JSON object but {type(body).__name__}"
+            )
+    event_type = body.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedNotification("missing or empty 'event_type'")
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        raise MalformedNotification("missing or non-object 'payload'")
+    return event_type, payload
+
+
+def decode_notification(message: Message) -> Tuple[str, Dict[str, Any]]:
+    """``event_type`` and ``payload`` of a message from RabbitMQ.
+
+    kombu decodes the body by its content type (JSON only, see
+    :meth:`Listener.get_consumers`) and undoes compression; a body sent
+    without content type arrives as bytes and is read as JSON here.
+    """
+    try:
+        body = message.decode()
+        if isinstance(body, (bytes, str)):
+            body = json.loads(body)
+    except Exception as e:
+        raise MalformedNotification(
+            f"body is not JSON (content type {message.content_type!r}): {e}"
+        ) from None
+    return parse_notification(body)
+
+
+def body_excerpt(message: Message) -> Any:
+    """The first bytes of a message's body (bytes, or str as py-amqp decodes
+    a UTF-8 body), for a log line."""
+    return (message.body or b"")[:BODY_EXCERPT_BYTES]
+
+
+def sanitized_uris(broker_uri: str) -> List[str]:
+    """The brokers of ``broker_uri`` (separated by ';'), passwords masked."""
+    return [maybe_sanitize_url(uri.strip()) for uri in broker_uri.split(";")]
+
+
+def _close_quietly(channel: Any) -> None:
+    try:
+        channel.close()
+    except Exception as e:
+        logger.debug("Closing a channel failed: %s", e)
+
+
+class Listener(ConsumerMixin):
+    """Consumes the notification queues and hands each event to the bridge.
+
+    ``run()`` consumes until :meth:`stop`; reconnecting after a lost
+    connection is kombu's job (``ensure_connection`` with back-off).
+    """
+
+    def __init__(self, bridge: Any, settings: Optional[Settings] = None) -> None:
+        settings = get_settings() if settings is None else settings
+        self.bridge = bridge
+        # The heartbeat makes a connection that died without a word (a
+        # broker host gone, a connection reset that never arrived) fail
+        # after twice its interval; the consume loop checks it whenever it
+        # waits for messages.
+        self.connection = Connection(
+            settings.broker_uri, heartbeat=settings.listener_heartbeat
+        )
+        self.services = list(settings.listener_exchanges)
+        self.queues = {
+            service: notification_queue(service, settings.listener_queue_prefix)
+            for service in self.services
+        }
+        self.exchange_retry_interval = settings.listener_exchange_retry_interval
+        self.reconnect_max_delay = settings.listener_reconnect_max_delay
+        self.stats: Counter[str] = Counter()
+        # Services whose exchange the queue is not bound to yet on the
+        # current connection, and when to try them again.
+        self.unbound: List[str] = []
+        self._next_bind_at = 0.0
+        self._missing_reported: Set[str] = set()
+        self._connection_in_use: Any = None
+        self._connecting: Any = None
+        self._stopped = threading.Event()
+
+    # ----------------------------------------------------------------------
+    # Running and stopping
+
+    def stop(self) -> None:
+        """Ask the loop to end; it does within about DRAIN_TIMEOUT seconds."""
+        self.should_stop = True
+        self._stopped.set()
+
+    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        """Consume until :meth:`stop`, reconnecting whenever the connection is lost.
+
+        kombu's ``ConsumerMixin.run`` with two changes: a stop asked for
+        while kombu waits for the broker ends the wait (``ListenerStopping``
+        from the retry callback), and a lost connection is one log line
+        rather than a traceback, since broker restarts are routine.
+        """
+        errors = self.connection.connection_errors + self.connection.channel_errors
+        while not self.should_stop:
+            try:
+                for _ in self.consume(safety_interval=DRAIN_TIMEOUT, **kwargs):
+                    pass
+            except ListenerStopping:
+                break
+            except errors as e:
+                if self.should_stop:
+                    break
+                self.stats["connection_lost"] += 1
+                logger.warning(
+                    "Lost the connection to the broker (%s: %s); reconnecting",
+                    type(e).__name__,
+                    e,
+                )
+                # kombu's restart limit: at most one restart a second.
+                self._stopped.wait(RECONNECT_DELAY)
+        logger.info("Stopped consuming")
+
+    def _raise_if_stopping(self) -> None:
+        if self.should_stop:
+            raise ListenerStopping()
+
+    @contextmanager
+    def establish_connection(self) -> Iterator[Any]:
+        """kombu's, with our back-off and a way out for :meth:`stop`.
+
+        A connection that failed is dropped without the closing handshake
+        (``collect``): kombu's ``release`` waits for the broker's Close-Ok,
+        which a broker that stopped answering (the heartbeat's case) never
+        sends, and the listener would hang there instead of reconnecting.
+        """
+        conn = self.create_connection()
+        self._connecting = conn
+        try:
+            conn.ensure_connection(
+                self.on_connection_error,
+                self.connect_max_retries,
+                interval_start=RECONNECT_DELAY,
+                interval_step=RECONNECT_DELAY,
+                interval_max=self.reconnect_max_delay,
+                callback=self._raise_if_stopping,
+            )
+            yield conn
+        except conn.connection_errors:
+            conn.collect()
+            raise
+        except BaseException:
+            conn.release()
+            raise
+        conn.release()
+
+    def on_connection_error(self, exc: BaseException, interval: float) -> None:
+        self.stats["connect_failed"] += 1
+        logger.warning(
+            "Cannot connect to the broker at %s (%s); next attempt in %g s",
+            self._connecting.as_uri(),
+            exc,
+            interval,
+        )
+
+    # ----------------------------------------------------------------------
+    # Queues, bindings, consumers
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> List[Any]:
+        """Declare the queues (not the exchanges) and consume all of them.
+
+        Only JSON is accepted: a body of another content type (pickle above
+        all) is never deserialised, it counts as malformed.
+        """
+        for queue in self.queues.values():
+            queue(channel).queue_declare()
+        return [
+            Consumer(
+                queues=list(self.queues.values()),
+                on_message=self.handle_message,
+                accept=["application/json"],
+                auto_declare=False,
+                prefetch_count=PREFETCH_COUNT,
+            )
+        ]
+
+    def on_consume_ready(
+        self, connection: Any, channel: Any, consumers: Any, **kwargs: Any
+    ) -> None:
+        logger.info(
+            "Connected to the broker at %s; consuming from %s",
+            connection.as_uri(),
+            ", ".join(queue.name for queue in self.queues.values()),
+        )
+        self._connection_in_use = connection
+        self.unbound = list(self.services)
+        self._missing_reported = set()
+        self.bind_exchanges()
+
+    def on_iteration(self) -> None:
+        if self.unbound and time.monotonic() >= self._next_bind_at:
+            self.bind_exchanges()
+
+    def bind_exchanges(self) -> None:
+        """Bind the queues whose exchange exists; the others are tried later."""
+        for service in list(self.unbound):
+            if self._bind(service):
+                self.unbound.remove(service)
+        self._next_bind_at = time.monotonic() + self.exchange_retry_interval
+
+    def _bind(self, service: str) -> bool:
+        """Bind ``service``'s queue to its exchange, on a channel of its own:
+        a missing exchange closes the channel it was asked on (NOT_FOUND), and
+        that must not be the one the consumer reads."""
+        connection = self._connection_in_use
+        queue = self.queues[service]
+        channel = connection.channel()
+        try:
+            bound_queue = queue(channel)
+            for queue_binding in queue.bindings:
+                queue_binding.declare(channel)
+                queue_binding.bind(bound_queue, channel=channel)
+        except connection.channel_errors as e:
+            self.stats["exchange_missing"] += 1
+            if service not in self._missing_reported:
+                self._missing_reported.add(service)
+                logger.warning(
+                    "Exchange %s is not there yet (%s); trying again every %g s",
+                    service,
+                    e,
+                    self.exchange_retry_interval,
+                )
+            return False
+        finally:
+            _close_quietly(channel)
+        self.stats["bound"] += 1
+        logger.info(
+            "Bound queue %s to exchange %s (routing keys %s)",
+            queue.name,
+            service,
+            ", ".join(routing_keys(service)),
+        )
+        return True
+
+    # ----------------------------------------------------------------------
+    # Messages
+
+    def handle_message(self, message: Message) -> None:
+        """Hand one notification to the event bridge, then acknowledge it.
+
+        ``EventBridge.add_event`` does not raise (it keeps events while Redis
+        is out, and logs what fails). Should it raise all the same, the
+        message goes back to the queue once; failing again (it comes back
+        marked redelivered) it is rejected, so a message that breaks the
+        bridge cannot circle for ever.
+        """
+        self.stats["received"] += 1
+        delivery = message.delivery_info
+        try:
+            event_type, payload = decode_notification(message)
+        except MalformedNotification as e:
+            self.stats["malformed"] += 1
+            logger.warning(
+                "Skipping a malformed notification from exchange %r, routing "
+                "key %r: %s; body begins %r",
+                delivery.get("exchange"),
+                delivery.get("routing_key"),
+                e,
+                body_excerpt(message),
+            )
+            message.ack()
+            return
+        try:
+            self.bridge.add_event(event_type, payload)
+        except Exception as e:
+            self.stats["handover_failed"] += 1
+            if delivery.get("redelivered"):
+                logger.error(
+                    "Handing %s to the event bridge failed again, dropping it: %r",
+                    event_type,
+                    e,
+                )
+                message.reject(requeue=False)
+            else:
+                logger.error(
+                    "Handing %s to the event bridge failed, returning it to the "
+                    "queue once: %r",
+                    event_type,
+                    e,
+                )
+                message.requeue()
+            return
+        self.stats["handed_over"] += 1
+        logger.debug("Handed %s to the event bridge", event_type)
+        message.ack()
+
+
+def serve(settings: Optional[Settings] = None, bridge: Any = None) -> Listener:
+    """Run a listener until SIGTERM or SIGINT, then shut the bridge down.
+
+    Returns the listener (its ``stats``) once it stopped.
+    """
+    settings = get_settings() if settings is None else settings
+    if bridge is None:
+        bridge = EventBridge()
+    listener = Listener(bridge, settings)
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        logger.info("Received %s, stopping the listener", signal.Signals(signum).name)
+        listener.stop()
+
+    previous = {
+        sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    logger.info(
+        "Listener starting: broker %s, exchanges %s, queues %s-<exchange>",
+        " ; ".join(sanitized_uris(settings.broker_uri)),
+        ", ".join(listener.services),
+        settings.listener_queue_prefix,
+    )
+    try:
+        listener.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        bridge.shutdown()
+        logger.info(
+            "Listener stopped (received %d, handed over %d, malformed %d)",
+            listener.stats["received"],
+            listener.stats["handed_over"],
+            listener.stats["malformed"],
+        )
+    return listener

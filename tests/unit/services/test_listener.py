@@ -1,0 +1,987 @@
+"""Unit tests of osism.services.listener on kombu's in-memory transport: no
+broker, no thread. ``Listener.run`` runs on the test's thread and is ended
+through ``stop()`` from its own loop (see ``run_until``)."""
+
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable, Dict, List
+from unittest.mock import MagicMock, call
+
+import pytest
+from kombu import Connection, Exchange, Producer, Queue
+from kombu.exceptions import ConnectionError as AmqpConnectionError
+from kombu.message import Message
+from kombu.transport import memory
+
+from osism.services import listener as listener_module
+from osism.services.listener import (
+    PREFETCH_COUNT,
+    Listener,
+    MalformedNotification,
+    decode_notification,
+    notification_queue,
+    parse_notification,
+    sanitized_uris,
+    serve,
+)
+from osism.settings import LISTENER_EXCHANGES, Settings
+
+pytestmark = pytest.mark.usefixtures("memory_broker")
+
+LOGGER = "osism.listener"
+PREFIX = "test-events"
+EVENT_TYPE = "baremetal.node.power_set.end"
+PAYLOAD = {"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}
+NOTIFICATION = {
+    "message_id": "6b4c6a4e-1",
+    "publisher_id": "ironic-conductor.host1",
+    "event_type": EVENT_TYPE,
+    "priority": "INFO",
+    "payload": PAYLOAD,
+    "timestamp": "2026-11-25 09:00:00.000000",
+}
+INFO_KEY = "ironic_versioned_notifications.info"
+ERROR_KEY = "ironic_versioned_notifications.error"
+MISSING = "Channel.exchange_declare: (404) NOT_FOUND - no exchange '{}' in vhost '/'"
+
+
+def oslo(notification: Dict[str, Any]) -> Dict[str, Any]:
+    """The oslo.messaging 2.0 envelope around a notification."""
+    return {"oslo.version": "2.0", "oslo.message": json.dumps(notification)}
+
+
+def notification(event_type: str = EVENT_TYPE, **payload: Any) -> Dict[str, Any]:
+    return {**NOTIFICATION, "event_type": event_type, "payload": payload or PAYLOAD}
+
+
+def log(level: int, message: str):
+    return (LOGGER, level, message)
+
+
+def settings(**overrides: Any) -> Settings:
+    values: Dict[str, Any] = {
+        "broker_uri": "memory://",
+        "listener_exchanges": ["ironic", "nova"],
+        "listener_queue_prefix": PREFIX,
+        # Long: a test that wants a retry asks for a short interval.
+        "listener_exchange_retry_interval": 60.0,
+        "listener_reconnect_max_delay": 3.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def counted(listener: Listener, name: str, count: int) -> Callable[[], bool]:
+    """Whether the listener's counter ``name`` reached ``count``."""
+    return lambda: listener.stats[name] == count
+
+
+def run_until(
+    listener: Listener,
+    condition: Callable[[], Any],
+    timeout: float = 3.0,
+    first: Callable[[], Any] = lambda: None,
+) -> None:
+    """Run the listener on this thread until ``condition()`` holds; fail if it
+    does not within ``timeout`` seconds.
+
+    ``first()`` runs once the listener consumes and has bound its queues to
+    the exchanges that exist (a message published before that reaches no
+    queue, as on RabbitMQ).
+    """
+    deadline = time.monotonic() + timeout
+    on_iteration = listener.on_iteration
+    started: List[Any] = []
+
+    def check() -> None:
+        on_iteration()
+        if not started:
+            started.append(first())
+        if condition() or time.monotonic() >= deadline:
+            listener.stop()
+
+    listener.on_iteration = check  # type: ignore[method-assign]
+    listener.run()
+    assert condition(), f"not reached within {timeout:g} s: {listener.stats}"
+
+
+@pytest.fixture(autouse=True)
+def quick_loop(monkeypatch):
+    """The loop looks at stop requests every 10 ms, and retries connecting
+    without waiting."""
+    monkeypatch.setattr(listener_module, "DRAIN_TIMEOUT", 0.01)
+    monkeypatch.setattr(listener_module, "RECONNECT_DELAY", 0.0)
+
+
+@pytest.fixture
+def event_bridge() -> MagicMock:
+    """What the listener sees of the event bridge."""
+    return MagicMock(name="EventBridge", spec=["add_event", "shutdown"])
+
+
+@pytest.fixture
+def make_listener(event_bridge) -> Callable[..., Listener]:
+    return lambda **overrides: Listener(event_bridge, settings(**overrides))
+
+
+class OpenStack:
+    """The services' side of the in-memory broker: declares their exchanges
+    as oslo.messaging does (topic, not durable) and publishes notifications."""
+
+    def __init__(self) -> None:
+        self.connection = Connection("memory://")
+        self.channel = self.connection.channel()
+
+    def start(self, service: str) -> None:
+        Exchange(service, type="topic", durable=False)(self.channel).declare()
+
+    def notify(
+        self, service: str, body: Any, routing_key: str = "", **options: Any
+    ) -> None:
+        self.start(service)
+        Producer(self.channel).publish(
+            body,
+            exchange=service,
+            routing_key=routing_key or f"{service}_versioned_notifications.info",
+            **options,
+        )
+
+    def later(self, service: str, body: Any, **options: Any) -> Callable[[], None]:
+        """``notify`` to be called later (see ``run_until``'s ``first``)."""
+        return lambda: self.notify(service, body, **options)
+
+    def queue_message(self, queue: str, body: Any, **options: Any) -> None:
+        """Put a message straight into one of the listener's queues."""
+        Queue(queue)(self.channel).queue_declare()
+        Producer(self.channel).publish(body, routing_key=queue, **options)
+
+    def receive(self, queue: str) -> Message:
+        """The next message of ``queue``, as the listener's consumer gets it."""
+        message = Queue(queue)(self.channel).get(
+            no_ack=False, accept=["application/json"]
+        )
+        assert message is not None, f"queue {queue} is empty"
+        return message
+
+    def queued(self, queue: str) -> int:
+        return int(Queue(queue)(self.channel).queue_declare(passive=True).message_count)
+
+
+@pytest.fixture
+def openstack() -> OpenStack:
+    return OpenStack()
+
+
+# Every Tripwire ever unpickled in this process.
+UNPICKLED: List[Any] = []
+
+
+class Tripwire:
+    """An object that says so when it is unpickled."""
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"armed": True}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        UNPICKLED.append(state)
+
+
+def handed_over(event_bridge: MagicMock) -> List[Any]:
+    return event_bridge.add_event.call_args_list
+
+
+# --------------------------------------------------------------------------
+# Declarations
+
+
+class TestNotificationQueue:
+    def test_is_durable_and_named_prefix_dash_service(self):
+        queue = notification_queue("ironic", "osism-events")
+
+        assert queue.name == "osism-events-ironic"
+        assert queue.durable is True
+        assert queue.auto_delete is False
+
+    def test_binds_the_info_and_error_keys_of_the_service_exchange(self):
+        queue = notification_queue("nova", "osism-events")
+
+        assert {(b.exchange.name, b.routing_key) for b in queue.bindings} == {
+            ("nova", "nova_versioned_notifications.info"),
+            ("nova", "nova_versioned_notifications.error"),
+        }
+
+    def test_asserts_the_topic_exchange_exists_and_never_creates_it(self):
+        queue = notification_queue("ironic", "osism-events")
+
+        for queue_binding in queue.bindings:
+            assert queue_binding.exchange.type == "topic"
+            assert queue_binding.exchange.passive is True
+
+
+class TestListenerSettings:
+    def test_one_queue_per_configured_exchange(self, make_listener):
+        listener = make_listener(listener_exchanges=["ironic", "glance"])
+
+        assert listener.services == ["ironic", "glance"]
+        assert [queue.name for queue in listener.queues.values()] == [
+            "test-events-ironic",
+            "test-events-glance",
+        ]
+
+    def test_defaults_are_the_six_services_and_the_osism_events_prefix(
+        self, event_bridge, monkeypatch
+    ):
+        for name in ("LISTENER_EXCHANGES", "LISTENER_QUEUE_PREFIX", "BROKER_URI"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("LISTENER_HEARTBEAT", raising=False)
+
+        listener = Listener(event_bridge)
+
+        assert listener.services == LISTENER_EXCHANGES
+        assert LISTENER_EXCHANGES == [
+            "ironic",
+            "nova",
+            "neutron",
+            "cinder",
+            "keystone",
+            "glance",
+        ]
+        assert listener.queues["keystone"].name == "osism-events-keystone"
+        assert listener.connection.as_uri() == "amqp://openstack:**@rabbitmq:5672//"
+        assert listener.connection.heartbeat == 60.0
+
+    def test_settings_come_from_the_environment(self, event_bridge, monkeypatch):
+        monkeypatch.setenv("BROKER_URI", "memory://host-a;memory://host-b")
+        monkeypatch.setenv("LISTENER_EXCHANGES", " nova, ironic,,nova ")
+        monkeypatch.setenv("LISTENER_QUEUE_PREFIX", "mine")
+        monkeypatch.setenv("LISTENER_HEARTBEAT", "10")
+
+        listener = Listener(event_bridge)
+
+        assert listener.services == ["nova", "ironic"]
+        assert listener.queues["nova"].name == "mine-nova"
+        assert listener.connection.heartbeat == 10.0
+        assert listener.connection.alt == ["memory://host-a", "memory://host-b"]
+
+    def test_an_empty_exchange_list_is_refused(self, monkeypatch):
+        monkeypatch.setenv("LISTENER_EXCHANGES", " , ")
+
+        with pytest.raises(ValueError, match="listener_exchanges"):
+            Settings()
+
+    def test_passwords_are_masked_in_broker_uris(self):
+        assert sanitized_uris("amqp://u:secret@a:5672/;amqp://u:secret@b:5672/") == [
+            "amqp://u:**@a:5672/",
+            "amqp://u:**@b:5672/",
+        ]
+
+
+class TestConsumers:
+    def test_every_queue_is_declared_and_consumed_with_a_prefetch_window(
+        self, make_listener, openstack
+    ):
+        listener = make_listener()
+        ready: List[Any] = []
+        listener.on_consume_ready = (
+            lambda connection, channel, consumers, **kwargs: ready.append(consumers)
+        )
+
+        run_until(listener, lambda: ready)
+
+        (consumer,) = ready[0]
+        assert [queue.name for queue in consumer.queues] == [
+            "test-events-ironic",
+            "test-events-nova",
+        ]
+        assert consumer.prefetch_count == PREFETCH_COUNT
+        assert consumer.accept == {"application/json"}
+        # Declared on the broker: the services' side finds them.
+        assert openstack.queued("test-events-ironic") == 0
+        assert openstack.queued("test-events-nova") == 0
+
+
+# --------------------------------------------------------------------------
+# Decoding
+
+
+class TestParseNotification:
+    def test_an_oslo_envelope_gives_its_event_type_and_payload(self):
+        assert parse_notification(oslo(NOTIFICATION)) == (EVENT_TYPE, PAYLOAD)
+
+    def test_an_unwrapped_notification_gives_its_event_type_and_payload(self):
+        assert parse_notification(NOTIFICATION) == (EVENT_TYPE, PAYLOAD)
+
+    @pytest.mark.parametrize(
+        "body, reason",
+        [
+            ([NOTIFICATION], "expected a JSON object, got list"),
+            ("text", "expected a JSON object, got str"),
+            (
+                {"oslo.version": "2.0", "oslo.message": "{bad"},
+                "'oslo.message' is not JSON: Expecting property name enclosed "
+                "in double quotes: line 1 column 2 (char 1)",
+            ),
+            (
+                {"oslo.version": "2.0", "oslo.message": NOTIFICATION},
+                "'oslo.message' is not a string",
+            ),
+            (
+                {"oslo.version": "2.0", "oslo.message": "[1]"},
+                "'oslo.message' is not a JSON object but list",
+            ),
+            ({"payload": PAYLOAD}, "missing or empty 'event_type'"),
+            ({"event_type": "", "payload": PAYLOAD}, "missing or empty 'event_type'"),
+            ({"event_type": 7, "payload": PAYLOAD}, "missing or empty 'event_type'"),
+            ({"event_type": EVENT_TYPE}, "missing or non-object 'payload'"),
+            (
+                {"event_type": EVENT_TYPE, "payload": ["node1"]},
+                "missing or non-object 'payload'",
+            ),
+            (oslo({"event_type": EVENT_TYPE}), "missing or non-object 'payload'"),
+        ],
+    )
+    def test_anything_else_is_malformed_with_a_reason(self, body, reason):
+        with pytest.raises(MalformedNotification) as malformed:
+            parse_notification(body)
+
+        assert str(malformed.value) == reason
+
+
+class TestDecodeNotification:
+    def test_a_json_message_is_decoded_by_its_content_type(self, openstack):
+        openstack.queue_message("q", oslo(NOTIFICATION))
+
+        assert decode_notification(openstack.receive("q")) == (EVENT_TYPE, PAYLOAD)
+
+    def test_a_compressed_message_is_decompressed(self, openstack):
+        openstack.queue_message("q", oslo(NOTIFICATION), compression="zlib")
+
+        assert decode_notification(openstack.receive("q")) == (EVENT_TYPE, PAYLOAD)
+
+    def test_a_message_without_content_type_is_read_as_json(self, openstack):
+        body = json.dumps(oslo(NOTIFICATION)).encode()
+        openstack.queue_message("q", body, content_type=None, content_encoding=None)
+
+        assert decode_notification(openstack.receive("q")) == (EVENT_TYPE, PAYLOAD)
+
+    def test_a_body_that_is_not_json_is_malformed(self, openstack):
+        openstack.queue_message(
+            "q", b"{not json", content_type="application/json", content_encoding="utf-8"
+        )
+
+        with pytest.raises(MalformedNotification) as malformed:
+            decode_notification(openstack.receive("q"))
+
+        assert str(malformed.value).startswith(
+            "body is not JSON (content type 'application/json'): "
+        )
+
+    def test_a_pickled_body_is_refused_without_being_deserialised(self, openstack):
+        openstack.queue_message("q", NOTIFICATION, serializer="pickle")
+
+        with pytest.raises(MalformedNotification) as malformed:
+            decode_notification(openstack.receive("q"))
+
+        assert str(malformed.value) == (
+            "body is not JSON (content type 'application/x-python-serialize'): "
+            "Refusing to deserialize untrusted content of type pickle "
+            "(application/x-python-serialize)"
+        )
+
+
+# --------------------------------------------------------------------------
+# Messages
+
+
+class TestHandingOver:
+    def test_notifications_reach_the_bridge_in_order(
+        self, make_listener, event_bridge, openstack
+    ):
+        openstack.start("ironic")
+        listener = make_listener()
+
+        def publish() -> None:
+            openstack.notify("ironic", oslo(notification("baremetal.node.a")))
+            openstack.notify("ironic", notification("baremetal.node.b"))
+            openstack.notify(
+                "ironic", oslo(notification("baremetal.node.c")), routing_key=ERROR_KEY
+            )
+
+        run_until(listener, counted(listener, "handed_over", 3), first=publish)
+
+        assert handed_over(event_bridge) == [
+            call("baremetal.node.a", PAYLOAD),
+            call("baremetal.node.b", PAYLOAD),
+            call("baremetal.node.c", PAYLOAD),
+        ]
+        assert listener.stats["received"] == 3
+
+    def test_a_message_is_acknowledged_only_after_the_hand_over(
+        self, make_listener, event_bridge, openstack
+    ):
+        openstack.start("ironic")
+        listener = make_listener()
+        messages: List[Message] = []
+        handle = listener.handle_message
+
+        def keep(message: Message) -> None:
+            messages.append(message)
+            handle(message)
+
+        listener.handle_message = keep
+        acknowledged_at_hand_over = []
+        event_bridge.add_event.side_effect = lambda *event: (
+            acknowledged_at_hand_over.append(messages[-1].acknowledged)
+        )
+
+        run_until(
+            listener,
+            counted(listener, "handed_over", 1),
+            first=openstack.later("ironic", oslo(NOTIFICATION)),
+        )
+
+        assert acknowledged_at_hand_over == [False]
+        assert messages[0].acknowledged
+
+    def test_notifications_of_other_routing_keys_and_exchanges_are_not_consumed(
+        self, make_listener, event_bridge, openstack
+    ):
+        openstack.start("ironic")
+        listener = make_listener()
+
+        def publish() -> None:
+            openstack.notify(
+                "ironic", oslo(notification("other.key")), "notifications.info"
+            )
+            openstack.notify("glance", oslo(notification("image.update")))
+            openstack.notify("ironic", oslo(NOTIFICATION))
+
+        run_until(listener, counted(listener, "handed_over", 1), first=publish)
+
+        assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
+        assert listener.stats["received"] == 1
+
+
+class TestMalformedMessages:
+    def test_logged_once_with_exchange_routing_key_and_first_bytes_then_acknowledged(
+        self, make_listener, event_bridge, openstack, listener_logs
+    ):
+        openstack.start("ironic")
+        listener = make_listener()
+        bad = {"oslo.version": "2.0", "oslo.message": "{bad"}
+
+        def publish() -> None:
+            openstack.notify("ironic", bad, routing_key=ERROR_KEY)
+            openstack.notify("ironic", oslo(NOTIFICATION))
+
+        run_until(listener, counted(listener, "handed_over", 1), first=publish)
+
+        assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
+        assert listener.stats["malformed"] == 1
+        assert listener.stats["received"] == 2
+        malformed = [r for r in listener_logs() if "malformed" in r[2]]
+        assert malformed == [
+            log(
+                logging.WARNING,
+                "Skipping a malformed notification from exchange 'ironic', routing "
+                f"key '{ERROR_KEY}': 'oslo.message' is not JSON: Expecting property "
+                "name enclosed in double quotes: line 1 column 2 (char 1); body "
+                f"begins {json.dumps(bad).encode()!r}",
+            )
+        ]
+
+    def test_only_the_first_200_bytes_of_the_body_are_logged(
+        self, make_listener, openstack, listener_logs
+    ):
+        openstack.start("ironic")
+        listener = make_listener()
+
+        run_until(
+            listener,
+            counted(listener, "malformed", 1),
+            first=openstack.later("ironic", "x" * 1000, content_type="text/plain"),
+        )
+
+        (line,) = [r[2] for r in listener_logs() if "malformed" in r[2]]
+        assert line.endswith(f"; body begins {b'x' * 200!r}")
+
+    def test_a_pickled_message_is_never_deserialised(
+        self, make_listener, event_bridge, openstack
+    ):
+        openstack.start("ironic")
+        listener = make_listener()
+        UNPICKLED.clear()
+
+        run_until(
+            listener,
+            counted(listener, "malformed", 1),
+            first=openstack.later("ironic", Tripwire(), serializer="pickle"),
+        )
+
+        assert UNPICKLED == []
+        event_bridge.add_event.assert_not_called()
+
+    def test_is_acknowledged_and_not_requeued(self, make_listener, openstack):
+        listener = make_listener()
+        openstack.queue_message("test-events-ironic", ["not", "a", "notification"])
+        message = openstack.receive("test-events-ironic")
+
+        listener.handle_message(message)
+
+        assert message.acknowledged
+        assert message._state == "ACK"
+        assert openstack.queued("test-events-ironic") == 0
+
+
+class TestAFailingHandOver:
+    """``add_event`` does not raise; if it did, the message is not lost at
+    once but cannot circle for ever either."""
+
+    @pytest.fixture
+    def failing(self, make_listener, event_bridge, openstack):
+        """A listener whose bridge raises, and a message from its queue."""
+        event_bridge.add_event.side_effect = RuntimeError("bridge broken")
+        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
+        return make_listener(), openstack.receive("test-events-ironic")
+
+    def test_the_message_goes_back_to_the_queue_once(
+        self, failing, openstack, listener_logs
+    ):
+        listener, message = failing
+
+        listener.handle_message(message)
+
+        assert message._state == "REQUEUED"
+        assert openstack.queued("test-events-ironic") == 1
+        assert listener.stats["handover_failed"] == 1
+        assert listener.stats["handed_over"] == 0
+        assert listener_logs() == [
+            log(
+                logging.ERROR,
+                f"Handing {EVENT_TYPE} to the event bridge failed, returning it to "
+                "the queue once: RuntimeError('bridge broken')",
+            )
+        ]
+
+    def test_a_redelivered_message_that_fails_again_is_dropped(
+        self, failing, openstack, listener_logs
+    ):
+        listener, message = failing
+        # What the broker says of a message it delivers a second time.
+        message.delivery_info["redelivered"] = True
+
+        listener.handle_message(message)
+
+        assert message._state == "REJECTED"
+        assert openstack.queued("test-events-ironic") == 0
+        assert listener_logs() == [
+            log(
+                logging.ERROR,
+                f"Handing {EVENT_TYPE} to the event bridge failed again, dropping "
+                "it: RuntimeError('bridge broken')",
+            )
+        ]
+
+
+# --------------------------------------------------------------------------
+# Exchanges
+
+
+class TestBindingExchanges:
+    def test_queues_of_existing_exchanges_are_bound_at_connect(
+        self, make_listener, event_bridge, openstack, listener_logs
+    ):
+        openstack.start("ironic")
+        openstack.start("nova")
+        listener = make_listener()
+
+        run_until(
+            listener,
+            counted(listener, "handed_over", 1),
+            first=openstack.later(
+                "nova", oslo(notification("compute.instance.update"))
+            ),
+        )
+
+        assert listener.unbound == []
+        assert listener.stats["bound"] == 2
+        assert listener.stats["exchange_missing"] == 0
+        lines = listener_logs()
+        assert lines[:3] == [
+            log(
+                logging.INFO,
+                "Connected to the broker at memory://:**@localhost//; consuming "
+                "from test-events-ironic, test-events-nova",
+            ),
+            log(
+                logging.INFO,
+                "Bound queue test-events-ironic to exchange ironic (routing keys "
+                f"{INFO_KEY}, {ERROR_KEY})",
+            ),
+            log(
+                logging.INFO,
+                "Bound queue test-events-nova to exchange nova (routing keys "
+                "nova_versioned_notifications.info, "
+                "nova_versioned_notifications.error)",
+            ),
+        ]
+
+    def test_a_missing_exchange_is_reported_once_and_bound_once_it_appears(
+        self, make_listener, event_bridge, openstack, listener_logs
+    ):
+        listener = make_listener(
+            listener_exchanges=["ironic"], listener_exchange_retry_interval=0.01
+        )
+
+        published: List[Any] = []
+
+        def service_starts_after_three_attempts() -> bool:
+            if listener.stats["exchange_missing"] == 3:
+                openstack.start("ironic")
+            if not listener.unbound and not published:
+                published.append(openstack.notify("ironic", oslo(NOTIFICATION)))
+            return listener.stats["handed_over"] == 1
+
+        run_until(listener, service_starts_after_three_attempts)
+
+        assert listener.stats["exchange_missing"] == 3
+        assert listener.stats["bound"] == 1
+        warnings = [r for r in listener_logs() if r[1] == logging.WARNING]
+        assert warnings == [
+            log(
+                logging.WARNING,
+                f"Exchange ironic is not there yet ({MISSING.format('ironic')}); "
+                "trying again every 0.01 s",
+            )
+        ]
+
+    def test_a_missing_exchange_is_not_tried_again_before_the_interval(
+        self, make_listener, openstack
+    ):
+        openstack.start("nova")
+        listener = make_listener(listener_exchange_retry_interval=60.0)
+        iterations = 0
+
+        def twenty_iterations() -> bool:
+            nonlocal iterations
+            iterations += 1
+            return iterations >= 20
+
+        run_until(listener, twenty_iterations)
+
+        assert listener.unbound == ["ironic"]
+        assert listener.stats["exchange_missing"] == 1
+
+    def test_kept_messages_are_consumed_while_the_exchange_is_missing(
+        self, make_listener, event_bridge, openstack
+    ):
+        # Left in the durable queue from before, e.g. a broker restart that
+        # the service has not come back from yet.
+        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
+        listener = make_listener()
+
+        run_until(listener, counted(listener, "handed_over", 1))
+
+        assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
+        assert listener.unbound == ["ironic", "nova"]
+
+    def test_a_channel_that_fails_to_close_is_only_logged_at_debug(self, listener_logs):
+        channel = MagicMock()
+        channel.close.side_effect = OSError("socket closed")
+
+        listener_module._close_quietly(channel)
+
+        assert listener_logs() == [
+            log(logging.DEBUG, "Closing a channel failed: socket closed")
+        ]
+
+
+# --------------------------------------------------------------------------
+# Connections
+
+
+@pytest.fixture
+def failing_connects(mocker) -> Callable[[int], None]:
+    """Make the next ``n`` connection attempts to the in-memory broker fail
+    as a refused connection does."""
+
+    def fail(n: int) -> None:
+        establish = memory.Transport.establish_connection
+        failures = [n]
+
+        def establish_connection(transport: Any) -> Any:
+            if failures[0]:
+                failures[0] -= 1
+                raise AmqpConnectionError("connection refused")
+            return establish(transport)
+
+        mocker.patch.object(
+            memory.Transport,
+            "establish_connection",
+            autospec=True,
+            side_effect=establish_connection,
+        )
+
+    return fail
+
+
+def lose_connection_once(mocker) -> None:
+    """The first wait for messages finds the connection reset."""
+    drain = Connection.drain_events
+    lost = [True]
+
+    def drain_events(connection: Connection, **kwargs: Any) -> Any:
+        if lost.pop() if lost else False:
+            raise AmqpConnectionError("connection reset by peer")
+        return drain(connection, **kwargs)
+
+    mocker.patch.object(
+        Connection, "drain_events", autospec=True, side_effect=drain_events
+    )
+
+
+class TestReconnecting:
+    def test_a_lost_connection_is_one_warning_and_consuming_resumes(
+        self, make_listener, event_bridge, openstack, mocker, listener_logs
+    ):
+        openstack.start("ironic")
+        openstack.start("nova")
+        lose_connection_once(mocker)
+        listener = make_listener()
+
+        run_until(
+            listener,
+            counted(listener, "handed_over", 1),
+            first=openstack.later("ironic", oslo(NOTIFICATION)),
+        )
+
+        assert listener.stats["connection_lost"] == 1
+        # Connected twice, and bound again after the reconnect.
+        assert listener.stats["bound"] == 4
+        warnings = [r for r in listener_logs() if r[1] == logging.WARNING]
+        assert warnings == [
+            log(
+                logging.WARNING,
+                "Lost the connection to the broker (ConnectionError: connection "
+                "reset by peer); reconnecting",
+            )
+        ]
+        connected = [r for r in listener_logs() if "Connected to" in r[2]]
+        assert len(connected) == 2
+
+    def test_a_lost_connection_is_dropped_without_the_closing_handshake(
+        self, make_listener, openstack, mocker
+    ):
+        """kombu's release would wait for a Close-Ok that a broker which
+        stopped answering never sends."""
+        lose_connection_once(mocker)
+        collect = mocker.spy(Connection, "collect")
+        release = mocker.spy(Connection, "release")
+        listener = make_listener()
+
+        run_until(listener, counted(listener, "connection_lost", 1))
+
+        # The lost connection is collected, the one in use at the stop is
+        # closed properly.
+        assert collect.call_count == 1
+        assert release.call_count == 1
+        assert collect.call_args.args[0] is not release.call_args.args[0]
+
+    def test_the_broker_is_tried_again_with_back_off_until_it_answers(
+        self, make_listener, openstack, mocker, failing_connects, listener_logs
+    ):
+        failing_connects(2)
+        ensure = mocker.spy(Connection, "ensure_connection")
+        listener = make_listener(listener_reconnect_max_delay=7.0)
+
+        run_until(listener, lambda: listener.stats["bound"] == 0 and listener.unbound)
+
+        assert listener.stats["connect_failed"] == 2
+        assert ensure.call_args.kwargs == {
+            "interval_start": listener_module.RECONNECT_DELAY,
+            "interval_step": listener_module.RECONNECT_DELAY,
+            "interval_max": 7.0,
+            "callback": listener._raise_if_stopping,
+        }
+        failed = [r for r in listener_logs() if "Cannot connect" in r[2]]
+        assert failed == 2 * [
+            log(
+                logging.WARNING,
+                "Cannot connect to the broker at memory://:**@localhost// "
+                "(connection refused); next attempt in 0 s",
+            )
+        ]
+
+    def test_the_brokers_of_a_cluster_are_tried_in_turn(
+        self, make_listener, failing_connects, listener_logs
+    ):
+        failing_connects(1)
+        listener = make_listener(broker_uri="memory://host-a;memory://host-b")
+
+        run_until(listener, lambda: listener.unbound)
+
+        lines = [r[2] for r in listener_logs()]
+        assert lines[0] == (
+            "Cannot connect to the broker at memory://:**@host-a// "
+            "(connection refused); next attempt in 0 s"
+        )
+        assert lines[1].startswith(
+            "Connected to the broker at memory://:**@host-b//; consuming from"
+        )
+
+    def test_a_stop_while_the_broker_cannot_be_reached_ends_run(
+        self, make_listener, failing_connects, listener_logs
+    ):
+        failing_connects(1000)
+        listener = make_listener()
+        on_connection_error = listener.on_connection_error
+
+        def stop_after_three(exc: BaseException, interval: float) -> None:
+            on_connection_error(exc, interval)
+            if listener.stats["connect_failed"] == 3:
+                listener.stop()
+
+        listener.on_connection_error = stop_after_three
+
+        listener.run()
+
+        assert listener.stats["connect_failed"] == 3
+        assert listener_logs()[-1] == log(logging.INFO, "Stopped consuming")
+
+    def test_a_connection_lost_while_stopping_is_not_reconnected(
+        self, make_listener, openstack, mocker, listener_logs
+    ):
+        listener = make_listener()
+
+        def stop_and_lose_connection(connection: Connection, **kwargs: Any) -> None:
+            listener.stop()
+            raise AmqpConnectionError("connection closed")
+
+        mocker.patch.object(
+            Connection,
+            "drain_events",
+            autospec=True,
+            side_effect=stop_and_lose_connection,
+        )
+
+        listener.run()
+
+        assert listener.stats["connection_lost"] == 0
+        assert not [r for r in listener_logs() if "Lost the connection" in r[2]]
+        assert listener_logs()[-1] == log(logging.INFO, "Stopped consuming")
+
+
+# --------------------------------------------------------------------------
+# Running as a service
+
+
+@pytest.fixture
+def previous_handlers():
+    """Handlers of SIGTERM and SIGINT that record signals, so that a listener
+    that failed to install its own cannot end the test run; the originals
+    come back afterwards."""
+    received: List[int] = []
+
+    def record(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    originals = {
+        sig: signal.signal(sig, record) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield record, received
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+
+
+class TestServe:
+    @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+    def test_a_signal_stops_the_listener_and_shuts_the_bridge_down(
+        self, sig, event_bridge, openstack, mocker, previous_handlers, listener_logs
+    ):
+        record, received = previous_handlers
+        openstack.start("ironic")
+        signalled: List[int] = []
+
+        def handed_over_then_signal(listener: Listener) -> None:
+            if listener.stats["received"] == 0 and not signalled:
+                openstack.notify("ironic", oslo(NOTIFICATION))
+            if listener.stats["handed_over"] == 1 and not signalled:
+                signalled.append(sig)
+                os.kill(os.getpid(), sig)
+
+        mocker.patch.object(
+            Listener,
+            "on_iteration",
+            autospec=True,
+            side_effect=handed_over_then_signal,
+        )
+
+        listener = serve(settings(), bridge=event_bridge)
+
+        assert received == []
+        assert signalled == [sig]
+        event_bridge.shutdown.assert_called_once_with()
+        assert signal.getsignal(signal.SIGTERM) is record
+        assert signal.getsignal(signal.SIGINT) is record
+        assert listener.stats["handed_over"] == 1
+        lines = listener_logs()
+        assert lines[0] == log(
+            logging.INFO,
+            "Listener starting: broker memory:///, exchanges ironic, nova, queues "
+            "test-events-<exchange>",
+        )
+        assert lines[-3:] == [
+            log(logging.INFO, f"Received {sig.name}, stopping the listener"),
+            log(logging.INFO, "Stopped consuming"),
+            log(
+                logging.INFO,
+                "Listener stopped (received 1, handed over 1, malformed 0)",
+            ),
+        ]
+
+    def test_the_bridge_is_shut_down_when_consuming_fails(
+        self, event_bridge, mocker, previous_handlers
+    ):
+        record, received = previous_handlers
+        mocker.patch.object(Listener, "run", side_effect=RuntimeError("bug"))
+
+        with pytest.raises(RuntimeError, match="bug"):
+            serve(settings(), bridge=event_bridge)
+
+        event_bridge.shutdown.assert_called_once_with()
+        assert signal.getsignal(signal.SIGTERM) is record
+
+    def test_passwords_of_the_brokers_are_not_logged(
+        self, event_bridge, mocker, previous_handlers, listener_logs
+    ):
+        mocker.patch.object(Listener, "run")
+
+        serve(
+            settings(broker_uri="amqp://u:secret@a:5672/;amqp://u:secret@b:5672/"),
+            bridge=event_bridge,
+        )
+
+        assert listener_logs()[0][2].startswith(
+            "Listener starting: broker amqp://u:**@a:5672/ ; amqp://u:**@b:5672/, "
+        )
+        assert not [r for r in listener_logs() if "secret" in r[2]]
+
+    def test_by_default_an_event_bridge_is_made_from_the_settings(
+        self, mocker, monkeypatch, previous_handlers
+    ):
+        monkeypatch.setenv("BROKER_URI", "memory://")
+        monkeypatch.setenv("LISTENER_EXCHANGES", "cinder")
+        bridge_cls = mocker.patch.object(listener_module, "EventBridge")
+        mocker.patch.object(Listener, "run")
+
+        listener = serve()
+
+        bridge_cls.assert_called_once_with()
+        assert listener.bridge is bridge_cls.return_value
+        assert listener.services == ["cinder"]
+        bridge_cls.return_value.shutdown.assert_called_once_with()
