@@ -14,16 +14,12 @@ class OutboxFull(Exception):
     """More frames are waiting for a client than its outbox may hold."""
 
 
-# Messages of the cancellations that cut short a send blocked on a client:
-# its outbox overflowed, or the send took longer than the bound.
+# Message of the cancellation that cuts short a send blocked on a client
+# whose outbox overflowed.
 _OVERFLOW = "osism: client outbox overflowed"
-_TIMED_OUT = "osism: client send timed out"
 
 
 class ClientOutbox:
-    # The watchdog's next look, while drain_forever runs.
-    _watchdog: asyncio.TimerHandle
-
     def __init__(
         self,
         send: Callable[[str], Awaitable[None]],
@@ -39,10 +35,6 @@ class ClientOutbox:
         self._overflowed = False
         # The task in drain_forever while it waits for a send, else None.
         self._sending: "Optional[asyncio.Task[Any]]" = None
-        # Loop time at which the send in progress began.
-        self._send_began = 0.0
-        # Why the send in progress was cut short, once it was.
-        self._cut_short: Optional[str] = None
 
     def put(self, frame: str) -> bool:
         """Queue a frame without waiting; False if the client is too far behind.
@@ -59,7 +51,8 @@ class ClientOutbox:
             self._overflowed = True
             self._frames.clear()
             self._wakeup.set()
-            self._cut_send_short(_OVERFLOW)
+            if self._sending is not None:
+                self._sending.cancel(_OVERFLOW)
             return False
         self._frames.append(frame)
         self._wakeup.set()
@@ -75,56 +68,38 @@ class ClientOutbox:
         client costs one wake-up per batch rather than one per frame.
         """
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None, "drain_forever runs in a task"
-        # No timer per batch or per send (entering and leaving
-        # asyncio.timeout cost 4 us, more than the send itself, and busy
-        # clients start a batch for every event or two): a watchdog looks
-        # at the send in progress every tenth of the bound and cuts it
-        # short once it has taken 0.9 of the bound, so a send that hangs
-        # ends after 0.9 to 1.0 times send_timeout.
-        interval = self.send_timeout / 10
-        self._watchdog = loop.call_later(interval, self._watch, loop, interval)
-        try:
-            while True:
-                if self._frames:
-                    self._sending = task
-                    try:
+        # One timer per batch, moved forward as sends complete, instead of one
+        # per frame (creating and cancelling a timer per frame cost as much as
+        # the send itself). It is moved only once a tenth of the bound has
+        # passed, so a send that hangs is cut off after 0.9 to 1.0 times
+        # send_timeout.
+        slack = self.send_timeout / 10
+        while True:
+            if self._frames:
+                task = asyncio.current_task()
+                assert task is not None, "drain_forever runs in a task"
+                self._sending = task
+                try:
+                    async with asyncio.timeout(self.send_timeout) as bound:
+                        moved_at = loop.time()
                         while self._frames:
-                            self._send_began = loop.time()
+                            now = loop.time()
+                            if now - moved_at >= slack:
+                                bound.reschedule(now + self.send_timeout)
+                                moved_at = now
                             await self._send(self._frames.popleft())
-                    except asyncio.CancelledError as e:
-                        # Only a cut alone becomes OutboxFull or
-                        # TimeoutError; a cancel from outside (shutdown,
-                        # disconnect) stays a cancel.
-                        if e.args == (self._cut_short,) and task.uncancel() == 0:
-                            if self._cut_short == _OVERFLOW:
-                                raise self._full() from None
-                            raise TimeoutError(
-                                f"a send took longer than {self.send_timeout:g} s"
-                            ) from None
-                        raise
-                    finally:
-                        self._sending = None
-                if self._overflowed:
-                    raise self._full()
-                self._wakeup.clear()
-                await self._wakeup.wait()
-        finally:
-            self._watchdog.cancel()
-
-    def _watch(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
-        self._watchdog = loop.call_later(interval, self._watch, loop, interval)
-        if (
-            self._sending is not None
-            and loop.time() - self._send_began >= self.send_timeout - interval
-        ):
-            self._cut_send_short(_TIMED_OUT)
-
-    def _cut_send_short(self, reason: str) -> None:
-        if self._sending is not None and self._cut_short is None:
-            self._cut_short = reason
-            self._sending.cancel(reason)
+                except asyncio.CancelledError as e:
+                    # Only an overflow alone becomes OutboxFull; a cancel
+                    # from outside (shutdown, disconnect) stays a cancel.
+                    if e.args == (_OVERFLOW,) and task.uncancel() == 0:
+                        raise self._full() from None
+                    raise
+                finally:
+                    self._sending = None
+            if self._overflowed:
+                raise self._full()
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
     def _full(self) -> OutboxFull:
         return OutboxFull(f"more than {self.max_pending} frames were pending")
