@@ -2,8 +2,12 @@
 
 :func:`create_app` builds the FastAPI app around one WebSocket manager and
 one event bridge; its lifespan wires them together, runs the heartbeat, and on
-exit stops the bridge's threads and the manager's tasks. Nothing starts at
-import time: ``app`` is only built here, it runs under uvicorn.
+exit stops the bridge's threads and the manager's tasks.
+
+``app`` is the API as OSISM's containers start it (``uvicorn osism.api:app``),
+around the module's singletons and the settings of the environment. Building
+it connects to nothing and starts no thread; its lifespan does that once a
+server runs it.
 """
 
 import asyncio
@@ -75,7 +79,9 @@ def ingest(notification: Notification, request: Request) -> Dict[str, Any]:
     # A plain function: FastAPI runs it in its thread pool, so a slow Redis
     # never blocks the event loop that serves the WebSocket clients.
     bridge: EventBridge = request.app.state.event_bridge
-    bridge.add_event(notification.event_type, notification.payload)
+    bridge.add_event(
+        notification.event_type, notification.payload, notification.publisher_id
+    )
     return {
         "status": "accepted",
         "event_type": notification.event_type,
@@ -167,13 +173,21 @@ def create_app(
             await manager.stop()
             logger.info("osism events API stopped")
 
+    # /docs and /redoc are off: their pages load Swagger UI and ReDoc from a
+    # CDN, which an OSISM manager often cannot reach. The schema stays at
+    # /openapi.json.
     app = FastAPI(
         title="osism events",
         description="The OpenStack event stream of the OSISM manager",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.websocket_manager = manager
     app.state.event_bridge = bridge
     app.state.settings = settings
     app.include_router(router)
     return app
+
+
+app = create_app()

@@ -3,16 +3,43 @@ stream."""
 
 import json
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import click
+from pydantic import ValidationError
 
-from osism.settings import get_settings
+from osism.settings import Settings, get_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+def load_settings() -> Settings:
+    """The settings of the environment; a bad variable is a clear error.
+
+    The message names each variable and what is wrong with it, never its
+    value (a variable may hold a password).
+    """
+    try:
+        return get_settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in e.errors()
+        )
+        raise click.ClickException(f"invalid setting: {problems}") from None
+
+
+def defaults_from(settings: Settings) -> Dict[str, Any]:
+    """The options whose defaults are settings, as click's ``default_map``, so
+    that help shows the value that will be used."""
+    return {
+        "service": {"api": {"host": settings.api_host, "port": settings.api_port}},
+        "events": {"watch": {"url": settings.events_url}},
+    }
+
+
 @click.group()
+@click.version_option(package_name="osism-events", prog_name="osism events")
 @click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
@@ -22,8 +49,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 )
 @click.pass_context
 def main(ctx: click.Context, log_level: str) -> None:
-    """osism events: the OpenStack event stream of the OSISM manager."""
-    ctx.obj = {"log_level": log_level.lower()}
+    """osism events: the OpenStack event stream of the OSISM manager.
+
+    Settings come from environment variables (see README, "Settings").
+    """
+    settings = load_settings()
+    ctx.obj = {"log_level": log_level.lower(), "settings": settings}
+    ctx.default_map = defaults_from(settings)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
 
 
@@ -33,26 +65,26 @@ def service() -> None:
 
 
 @service.command("api")
-@click.option("--host", default=None, help="Listen address [default: API_HOST].")
+@click.option("--host", show_default=True, help="Listen address (API_HOST).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=None,
-    help="Port [default: API_PORT].",
+    show_default=True,
+    help="Port (API_PORT).",
 )
 @click.pass_obj
-def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -> None:
+def service_api(obj: Dict[str, Any], host: str, port: int) -> None:
     """Serve the HTTP and WebSocket API with uvicorn until interrupted."""
     import uvicorn
 
     from osism.api import create_app
     from osism.websocket_protocol import websocket_protocol
 
-    settings = get_settings()
+    settings: Settings = obj["settings"]
     uvicorn.run(
         create_app(settings=settings),
-        host=settings.api_host if host is None else host,
-        port=settings.api_port if port is None else port,
+        host=host,
+        port=port,
         log_level=obj["log_level"],
         ws_per_message_deflate=settings.websocket_per_message_deflate,
         ws=websocket_protocol(close_timeout=settings.websocket_close_timeout),
@@ -60,7 +92,8 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
 
 
 @service.command("listener")
-def service_listener() -> None:
+@click.pass_obj
+def service_listener(obj: Dict[str, Any]) -> None:
     """Carry OpenStack notifications from RabbitMQ into the event stream.
 
     Consumes the exchanges in LISTENER_EXCHANGES on BROKER_URI and publishes
@@ -68,7 +101,7 @@ def service_listener() -> None:
     """
     from osism.services.listener import serve
 
-    serve()
+    serve(obj["settings"])
 
 
 @main.group()
@@ -95,11 +128,12 @@ def _json_object(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     callback=_json_object,
     help="The notification payload, a JSON object.",
 )
-def publish(event_type: str, payload: Dict[str, Any]) -> None:
+@click.pass_obj
+def publish(obj: Dict[str, Any], event_type: str, payload: Dict[str, Any]) -> None:
     """Publish one event on the Redis channel, as the listener does."""
     from osism.services.event_bridge import EventBridge
 
-    settings = get_settings()
+    settings: Settings = obj["settings"]
     bridge = EventBridge()
     try:
         if not bridge.health()["redis_connected"]:
@@ -127,15 +161,15 @@ def publish(event_type: str, payload: Dict[str, Any]) -> None:
     "--service",
     "service_filters",
     multiple=True,
-    help="Only this service (repeatable).",
+    help="Only this service, by type (compute) or project (nova) (repeatable).",
 )
-@click.option("--url", default=None, help="WebSocket URL [default: EVENTS_URL].")
+@click.option("--url", show_default=True, help="WebSocket URL (EVENTS_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as raw JSON.")
 def watch(
     event_filters: Tuple[str, ...],
     node_filters: Tuple[str, ...],
     service_filters: Tuple[str, ...],
-    url: Optional[str],
+    url: str,
     as_json: bool,
 ) -> None:
     """Print the events that match the filters until interrupted.
@@ -146,6 +180,6 @@ def watch(
 
     filters = Filters(list(event_filters), list(node_filters), list(service_filters))
     try:
-        watch_forever(url or get_settings().events_url, filters, as_json=as_json)
+        watch_forever(url, filters, as_json=as_json)
     except KeyboardInterrupt:
         pass

@@ -27,9 +27,11 @@ Redis outages (fixes of the seed, which stopped the stream for good):
 """
 
 import asyncio
+import importlib.util
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -43,14 +45,28 @@ from osism.settings import get_settings
 
 logger = logging.getLogger("osism.event_bridge")
 
-try:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    REDIS_AVAILABLE = True
-except ImportError:  # pragma: no cover - redis is a runtime dependency
-    REDIS_AVAILABLE = False
+def _import_lazily(name: str) -> Any:
+    """Module ``name``, loaded on first attribute access; None if missing.
+
+    redis-py takes about a tenth of a second to import, a third of the
+    API's start; an API that runs embedded never needs it.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:  # pragma: no cover - a dependency
+        return None
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+redis = _import_lazily("redis")
+REDIS_AVAILABLE = redis is not None
 
 REDIS_CHANNEL = "osism:events"
 
@@ -62,6 +78,10 @@ SUBSCRIBER_POLL_INTERVAL = 0.1
 # WebSocket clients (published after an outage, for the other API
 # processes); its own subscriber skips it.
 ORIGIN_KEY = "origin"
+
+# Key of the notification's publisher id (``nova-compute:host1``), when the
+# event has one.
+PUBLISHER_KEY = "publisher_id"
 
 
 def _invalid_event_reason(event_data: Any) -> Optional[str]:
@@ -105,6 +125,11 @@ class EventBridge:
         self._redis_tried = False
         # REDIS_HOST="" turns Redis off: embedded by choice, not an outage.
         self._redis_disabled = False
+        # An API without REDIS_HOST found nothing at the default host: it runs
+        # embedded and keeps looking (see _redis_optional).
+        self._redis_absent = False
+        # Whether this bridge was ever connected to Redis.
+        self._redis_seen = False
         self._redis_lock = threading.RLock()
         self._publish_lock = threading.RLock()
         self._subscriber_connected = False
@@ -119,7 +144,9 @@ class EventBridge:
         self._drops_reported = 0
         self._drop_warned = False
         self._origin = uuid.uuid4().hex
-        self._handoff: "Optional[LoopHandoff[Tuple[str, Dict[str, Any]]]]" = None
+        self._handoff: (
+            "Optional[LoopHandoff[Tuple[str, Dict[str, Any], Optional[str]]]]"
+        ) = None
         self.channel = REDIS_CHANNEL
         self.max_retries = settings.redis_max_retries
         self.retry_delay = settings.redis_retry_delay
@@ -164,15 +191,22 @@ class EventBridge:
                     client = self._make_client(settings)
                 client.ping()
             except Exception as e:
-                logger.error("Failed to connect to Redis: %s", e)
+                optional = self._redis_optional(settings)
+                if not optional:
+                    logger.error("Failed to connect to Redis: %s", e)
                 self._redis_client = None
                 if owner:
                     self._drop_subscriber()
-                self._note_outage(e)
+                if optional:
+                    self._note_absent(settings, e)
+                else:
+                    self._note_outage(e)
                 return
             if owner and self._redis_subscriber is None:
                 self._redis_subscriber = client.pubsub()
             self._redis_client = client
+            self._redis_absent = False
+            self._redis_seen = True
             if self._outage_since is not None:
                 logger.info(
                     "Redis is back after %.1f s", time.time() - self._outage_since
@@ -185,7 +219,41 @@ class EventBridge:
                 settings.redis_db,
             )
 
+    def _redis_optional(self, settings: Any) -> bool:
+        """Whether running without Redis is this API's default, not an outage.
+
+        An API process (a WebSocket manager is attached) whose REDIS_HOST is
+        not set runs embedded when nothing answers at the default host
+        (``redis``, the name of OSISM's Redis container): the quick start on
+        a laptop. It keeps looking and uses Redis once it answers; from then
+        on losing it is an outage. A publisher (the listener, `osism events
+        publish`) has nobody else to hand its events to: for it Redis is
+        never optional.
+        """
+        return (
+            self._websocket_manager is not None
+            and "redis_host" not in settings.model_fields_set
+            and not self._redis_seen
+        )
+
+    def _note_absent(self, settings: Any, error: BaseException) -> None:
+        if not self._redis_absent:
+            logger.info(
+                "No Redis at %s:%s (REDIS_HOST is not set; %s): running embedded, "
+                "events reach only this process's WebSocket clients; Redis is "
+                "used as soon as it answers",
+                settings.redis_host,
+                settings.redis_port,
+                error,
+            )
+        else:
+            logger.debug("Still no Redis at the default host: %s", error)
+        self._redis_absent = True
+
     def _make_client(self, settings: Any) -> Any:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         client = redis.Redis(
             host=settings.redis_host,
             port=settings.redis_port,
@@ -252,14 +320,24 @@ class EventBridge:
             with self._publish_lock:
                 self._ensure_reconnector()
 
-    def add_event(self, event_type: str, payload: Dict[str, Any]) -> None:
+    def add_event(
+        self,
+        event_type: str,
+        payload: Dict[str, Any],
+        publisher_id: Optional[str] = None,
+    ) -> None:
         """Publish an event on Redis, or keep it until Redis can take it.
 
+        ``publisher_id`` (the notification's, e.g. ``nova-compute:host1``)
+        travels with the event when given; the seed's message
+        ``{"event_type": ..., "payload": ...}`` is unchanged without it.
         Never raises: what goes wrong is logged and counted.
         """
         try:
             self._ensure_redis_tried()
-            event_data = {"event_type": event_type, "payload": payload}
+            event_data: Dict[str, Any] = {"event_type": event_type, "payload": payload}
+            if publisher_id is not None:
+                event_data[PUBLISHER_KEY] = publisher_id
             with self._publish_lock:
                 if self._redis_client is not None and self._backlog().empty():
                     # Serialised outside the publish retry: a payload that is
@@ -357,7 +435,7 @@ class EventBridge:
         it. Delivering locally at once also keeps the local order: nothing
         waits for the own subscriber.
         """
-        wanted = self._redis_wanted()
+        wanted = self._keeps_for_redis()
         if wanted and self._websocket_manager is not None:
             self._pending.put_nowait({**event_data, ORIGIN_KEY: self._origin})
             self.stats["kept_for_redis"] += 1
@@ -380,6 +458,11 @@ class EventBridge:
 
     def _redis_wanted(self) -> bool:
         return REDIS_AVAILABLE and not self._redis_disabled
+
+    def _keeps_for_redis(self) -> bool:
+        """Whether events Redis did not take are kept for it: not while an API
+        runs embedded for want of a Redis it was not told about."""
+        return self._redis_wanted() and not self._redis_absent
 
     def _ensure_reconnector(self) -> None:
         """Start the reconnector unless it runs; call with the publish lock."""
@@ -671,14 +754,24 @@ class EventBridge:
         try:
             event_type = event_data["event_type"]
             payload = event_data["payload"]
+            publisher_id = event_data.get(PUBLISHER_KEY)
+            if not isinstance(publisher_id, str):
+                # Absent, or not something a publisher id can be: the event
+                # is still worth delivering, without it.
+                publisher_id = None
             loop = getattr(manager, "loop", None)
             if isinstance(loop, asyncio.AbstractEventLoop):
-                self._handoff_to(manager, loop).submit((event_type, payload))
+                self._handoff_to(manager, loop).submit(
+                    (event_type, payload, publisher_id)
+                )
                 return
+            extra = () if publisher_id is None else (publisher_id,)
             private_loop = asyncio.new_event_loop()
             try:
                 private_loop.run_until_complete(
-                    manager.broadcast_event_from_notification(event_type, payload)
+                    manager.broadcast_event_from_notification(
+                        event_type, payload, *extra
+                    )
                 )
             finally:
                 private_loop.close()
@@ -688,7 +781,7 @@ class EventBridge:
 
     def _handoff_to(
         self, manager: Any, loop: asyncio.AbstractEventLoop
-    ) -> "LoopHandoff[Tuple[str, Dict[str, Any]]]":
+    ) -> "LoopHandoff[Tuple[str, Dict[str, Any], Optional[str]]]":
         handoff = self._handoff
         if handoff is None or handoff.loop is not loop or handoff.owner is not manager:
             handoff = self._handoff = LoopHandoff(
@@ -760,7 +853,7 @@ class EventBridge:
         reconnector = self._reconnector_thread
         if reconnector is not None and reconnector.is_alive():
             reconnector.join(timeout=5.0)
-        unpublished = self._backlog().qsize() if self._redis_wanted() else 0
+        unpublished = self._backlog().qsize() if self._keeps_for_redis() else 0
         if unpublished:
             logger.warning(
                 "%d kept events were never published to Redis",

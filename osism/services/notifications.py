@@ -6,7 +6,7 @@ Versioned notifications carry the affected object under
 differs per project, so it is a table here rather than a chain of branches.
 """
 
-from typing import Any, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple
 
 
 class ObjectFields(NamedTuple):
@@ -53,7 +53,14 @@ def _first_present(data: Mapping[str, Any], keys: Tuple[str, ...]) -> Optional[s
     return None
 
 
-def subject_of(event_type: str, payload: Mapping[str, Any]) -> NotificationSubject:
+def service_names(service_type: str) -> FrozenSet[str]:
+    """Placeholder until the classifier lands: the service type itself."""
+    return frozenset((service_type,))
+
+
+def subject_of(
+    event_type: str, payload: Mapping[str, Any], publisher_id: Optional[str] = None
+) -> NotificationSubject:
     """Service type, node name and resource id of a notification.
 
     An unknown service, a missing object key or an object that is not a

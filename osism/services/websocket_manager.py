@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from osism.services.client_outbox import ClientOutbox, OutboxFull
-from osism.services.notifications import service_of, subject_of
+from osism.services.notifications import service_names, service_of, subject_of
 from osism.settings import get_settings
 
 logger = logging.getLogger("osism.websocket")
@@ -99,12 +99,22 @@ class WebSocketConnection:
             event.node_name is None or event.node_name not in self.node_filters
         ):
             return False
-        if (
-            self.service_filters
-            and service_of(event.event_type) not in self.service_filters
-        ):
+        if self.service_filters and not self._service_matches(event):
             return False
         return True
+
+    def _service_matches(self, event: EventMessage) -> bool:
+        """Whether a service filter names the event's service, by its type
+        (compute) or its OpenStack project (nova).
+
+        The service is the one derived from the notification
+        (``data["service_type"]``); an event without it (built by hand, as
+        in the seed) falls back to the first segment of its type.
+        """
+        service = event.data.get("service_type")
+        if not isinstance(service, str):
+            service = service_of(event.event_type)
+        return any(name in self.service_filters for name in service_names(service))
 
 
 class WebSocketManager:
@@ -207,16 +217,25 @@ class WebSocketManager:
         await self.event_queue.put(event)
 
     async def broadcast_event_from_notification(
-        self, event_type: str, payload: Dict[str, Any]
+        self,
+        event_type: str,
+        payload: Dict[str, Any],
+        publisher_id: Optional[str] = None,
     ) -> None:
-        self.enqueue_notification(event_type, payload)
+        self.enqueue_notification(event_type, payload, publisher_id)
 
-    def enqueue_notification(self, event_type: str, payload: Dict[str, Any]) -> None:
+    def enqueue_notification(
+        self,
+        event_type: str,
+        payload: Dict[str, Any],
+        publisher_id: Optional[str] = None,
+    ) -> None:
         """Turn an OpenStack notification into an event and queue it.
 
         Runs on the manager's loop (or, before any loop runs, in the caller's
         thread). The event's data is a copy of the payload plus
-        ``service_type`` and ``resource_id``; the caller's dict is untouched.
+        ``service_type`` and ``resource_id`` (and ``publisher_id`` when the
+        notification named its publisher); the caller's dict is untouched.
         A notification that cannot be turned into an event is logged and
         counted, never raised.
         """
@@ -225,10 +244,12 @@ class WebSocketManager:
                 raise TypeError(
                     f"payload must be an object, not {type(payload).__name__}"
                 )
-            subject = subject_of(event_type, payload)
+            subject = subject_of(event_type, payload, publisher_id)
             data = dict(payload)
             data["service_type"] = subject.service_type
             data["resource_id"] = subject.resource_id
+            if publisher_id is not None:
+                data["publisher_id"] = publisher_id
             event = EventMessage(
                 event_type=event_type,
                 source="openstack",

@@ -67,9 +67,14 @@ KILL_DEADLINE = 2.0
 RECEIVE_DEADLINE = 5.0
 
 BRIDGE_THREAD_PREFIX = "osism-event-bridge-"
-# Logged by the API's event bridge once it has given Redis its chance and
-# started delivering (osism.services.event_bridge).
-BRIDGE_ATTACHED = "osism.event_bridge: Event processor started"
+# Logged by the API's event bridge once it has given Redis its chance
+# (osism.services.event_bridge): it failed (an outage), nothing answers at
+# the default host (embedded by default), or Redis is off.
+REDIS_TRIED = (
+    "osism.event_bridge: Failed to connect to Redis",
+    "osism.event_bridge: No Redis at ",
+    "osism.event_bridge: Redis is disabled",
+)
 
 # Every environment variable the settings read; stripped from the
 # environment of the processes the tests start, so the developer's shell
@@ -407,7 +412,10 @@ class ApiServer:
             # Health cannot tell whether the bridge is still trying Redis
             # (redis-py retries a refused connection for seconds, and health
             # says "redis" meanwhile); the log line can.
-            return bridge["mode"] == "embedded" and BRIDGE_ATTACHED in self.output()
+            output = self.output()
+            return bridge["mode"] == "embedded" and any(
+                line in output for line in REDIS_TRIED
+            )
         return bridge["subscriber_alive"] and redis_server.subscribers(self.channel)
 
     def terminate(self) -> None:

@@ -2,13 +2,17 @@
 
 import json
 import runpy
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+import osism.api
 from osism.api import create_app
-from osism.services.websocket_manager import WebSocketManager
+from osism.services.event_bridge import event_bridge
+from osism.services.websocket_manager import WebSocketManager, websocket_manager
 from osism.settings import Settings
 from tests.event_format import EVENT_KEYS
 
@@ -24,10 +28,10 @@ class FakeBridge:
     def set_websocket_manager(self, manager):
         self.manager = manager
 
-    def add_event(self, event_type, payload):
-        self.added.append((event_type, payload))
+    def add_event(self, event_type, payload, publisher_id=None):
+        self.added.append((event_type, payload, publisher_id))
         self.manager.loop.call_soon_threadsafe(
-            self.manager.enqueue_notification, event_type, payload
+            self.manager.enqueue_notification, event_type, payload, publisher_id
         )
 
     outage = None
@@ -112,7 +116,7 @@ class TestIngest:
     def test_a_notification_is_handed_to_the_bridge(self, client, bridge):
         body = {
             **ironic_event(),
-            "publisher_id": "ironic-conductor",
+            "publisher_id": "ironic-conductor.host1",
             "message_id": "m1",
         }
 
@@ -124,7 +128,16 @@ class TestIngest:
             "event_type": "baremetal.node.power_set.end",
             "message_id": "m1",
         }
-        assert bridge.added == [(body["event_type"], body["payload"])]
+        assert bridge.added == [
+            (body["event_type"], body["payload"], "ironic-conductor.host1")
+        ]
+
+    def test_without_a_publisher_id_none_is_handed_over(self, client, bridge):
+        client.post("/v1/events", json=ironic_event())
+
+        assert bridge.added == [
+            ("baremetal.node.power_set.end", ironic_event()["payload"], None)
+        ]
 
     @pytest.mark.parametrize(
         "body, field, kind",
@@ -278,3 +291,68 @@ class TestModuleEntryPoint:
 
         assert exited.value.code == 0
         assert "osism events: the OpenStack event stream" in capsys.readouterr().out
+
+
+# Run in a fresh interpreter: what importing osism.api does, seen from inside.
+IMPORT_PROBE = """
+import json, socket, sys, threading, time
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("no network in this probe")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.getaddrinfo = refuse
+before = threading.active_count()
+started = time.perf_counter()
+import osism.api
+print(json.dumps({
+    "seconds": time.perf_counter() - started,
+    "new_threads": threading.active_count() - before,
+    "attempts": attempts,
+    "redis_client_loaded": "redis.client" in sys.modules,
+    "app": type(osism.api.app).__name__,
+}))
+"""
+
+
+class TestModuleApp:
+    """``uvicorn osism.api:app``, the way OSISM's containers start the API."""
+
+    def test_it_is_the_api_around_the_module_singletons(self, bridge):
+        app = osism.api.app
+
+        assert app.state.websocket_manager is websocket_manager
+        assert app.state.event_bridge is event_bridge
+        same_api = create_app(WebSocketManager(), bridge, Settings())
+        assert app.openapi()["paths"] == same_api.openapi()["paths"]
+        assert {"/v1/events", "/v1/events/health"} <= set(app.openapi()["paths"])
+
+    def test_importing_it_connects_to_nothing_and_starts_no_thread(self):
+        # REDIS_HOST names a host that would be tried if anything connected.
+        probe = subprocess.run(
+            [sys.executable, "-c", IMPORT_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=8,
+            env={"REDIS_HOST": "redis.invalid", "PATH": ""},
+        )
+
+        assert probe.returncode == 0, probe.stderr
+        report = json.loads(probe.stdout)
+        assert report["attempts"] == []
+        assert report["new_threads"] == 0
+        assert report["app"] == "FastAPI"
+        # redis-py is loaded on first use, not at import.
+        assert report["redis_client_loaded"] is False
+
+
+class TestDocs:
+    @pytest.mark.parametrize("path", ["/docs", "/redoc"])
+    def test_the_cdn_backed_pages_are_off(self, client, path):
+        assert client.get(path).status_code == 404
+
+    def test_the_openapi_schema_is_served(self, client):
+        schema = client.get("/openapi.json").json()
+
+        assert "/v1/events" in schema["paths"]

@@ -177,13 +177,17 @@ class TestServiceApi:
 
 
 class TestServiceListener:
-    def test_runs_the_listener_until_it_stops_and_exits_0(self, runner, mocker):
+    def test_runs_the_listener_until_it_stops_and_exits_0(
+        self, runner, mocker, monkeypatch
+    ):
+        monkeypatch.setenv("LISTENER_QUEUE_PREFIX", "from-env")
         serve = mocker.patch("osism.services.listener.serve")
 
         result = runner.invoke(main, ["service", "listener"])
 
         assert result.exit_code == 0, result.output
-        serve.assert_called_once_with()
+        [settings] = serve.call_args.args
+        assert settings.listener_queue_prefix == "from-env"
 
     def test_is_listed_among_the_services(self, runner):
         result = runner.invoke(main, ["service", "--help"])
@@ -192,6 +196,53 @@ class TestServiceListener:
         assert "listener  Carry OpenStack notifications from RabbitMQ into the" in (
             result.output
         )
+
+
+class TestVersionHelpAndSettings:
+    def test_version(self, runner):
+        result = runner.invoke(main, ["--version"])
+
+        assert result.exit_code == 0, result.output
+        assert result.output == "osism events, version 0.1.0\n"
+
+    def test_help_shows_the_defaults_that_will_be_used(self, runner):
+        api_help = runner.invoke(main, ["service", "api", "--help"]).output
+        watch_help = runner.invoke(main, ["events", "watch", "--help"]).output
+
+        assert "[default: 127.0.0.1]" in api_help
+        assert "[default: 8000;" in api_help
+        assert "ws://127.0.0.1:8000/v1/events/openstack" in " ".join(watch_help.split())
+
+    def test_help_shows_a_default_changed_by_the_environment(self, runner, monkeypatch):
+        monkeypatch.setenv("API_PORT", "9002")
+
+        result = runner.invoke(main, ["service", "api", "--help"])
+
+        assert "[default: 9002;" in result.output
+
+    def test_watch_connects_to_the_settings_url(self, runner, mocker, monkeypatch):
+        monkeypatch.setenv("EVENTS_URL", "ws://events.example:9000/v1/events/openstack")
+        watch_forever = mocker.patch("osism.watch.watch_forever")
+
+        result = runner.invoke(main, ["events", "watch", "--service", "nova"])
+
+        assert result.exit_code == 0, result.output
+        url, filters = watch_forever.call_args.args
+        assert url == "ws://events.example:9000/v1/events/openstack"
+        assert filters.service_filters == ["nova"]
+
+    def test_a_bad_setting_is_a_clear_error_without_its_value(
+        self, runner, mocker, monkeypatch
+    ):
+        monkeypatch.setenv("API_PORT", "secret-looking-value")
+        run = mocker.patch("uvicorn.run")
+
+        result = runner.invoke(main, ["service", "api"])
+
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: invalid setting: API_PORT: ")
+        assert "secret-looking-value" not in result.output
+        run.assert_not_called()
 
 
 class TestLogLevel:

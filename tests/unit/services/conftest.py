@@ -37,6 +37,15 @@ def start_reconnector(mocker) -> MagicMock:
 
 
 @pytest.fixture
+def starters(mocker) -> Tuple[MagicMock, MagicMock]:
+    """No subscriber or processor thread: their starters are stand-ins."""
+    return (
+        mocker.patch.object(EventBridge, "_start_redis_subscriber"),
+        mocker.patch.object(EventBridge, "_start_processor_thread"),
+    )
+
+
+@pytest.fixture
 def redis_cls(mocker) -> MagicMock:
     """redis.Redis as the event bridge sees it; ping() succeeds."""
     return mocker.patch("osism.services.event_bridge.redis.Redis")

@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib.util
+import json
 import logging
 import queue
 import types
@@ -85,14 +86,6 @@ def pubsub(bridge, mocker):
 @pytest.fixture
 def process(bridge, mocker):
     return mocker.patch.object(bridge, "_process_single_event")
-
-
-@pytest.fixture
-def starters(mocker):
-    return (
-        mocker.patch.object(EventBridge, "_start_redis_subscriber"),
-        mocker.patch.object(EventBridge, "_start_processor_thread"),
-    )
 
 
 @pytest.fixture
@@ -438,6 +431,18 @@ class TestAddEvent:
         assert bridge_logs() == [published, published]
         assert bridge.stats == Counter({"published": 2})
         assert bridge._event_queue.empty()
+
+    def test_a_publisher_id_travels_with_the_event(self, bridge, redis_client):
+        redis_client.publish.return_value = 1
+
+        bridge.add_event(EVENT_TYPE, PAYLOAD, publisher_id="ironic-conductor.host1")
+
+        (channel, message), _ = redis_client.publish.call_args
+        assert channel == CHANNEL
+        assert json.loads(message) == {
+            **EVENT,
+            "publisher_id": "ironic-conductor.host1",
+        }
 
     def test_publish_without_subscribers_warns_and_keeps_the_event_for_later(
         self, bridge, redis_client, bridge_logs, start_reconnector
@@ -918,12 +923,52 @@ class TestProcessSingleEvent:
 
             manager.enqueue_notification.assert_not_called()
             loop.run_until_complete(asyncio.sleep(0))
-            manager.enqueue_notification.assert_called_once_with(EVENT_TYPE, PAYLOAD)
+            manager.enqueue_notification.assert_called_once_with(
+                EVENT_TYPE, PAYLOAD, None
+            )
         finally:
             loop.close()
         manager.broadcast_event_from_notification.assert_not_called()
         assert bridge.stats == Counter()
         assert bridge_logs() == []
+
+    @pytest.mark.parametrize(
+        "publisher_id, handed_over",
+        [
+            pytest.param("nova-compute:host1", "nova-compute:host1", id="a-string"),
+            pytest.param(None, None, id="null"),
+            pytest.param(["not", "an", "id"], None, id="not-a-string-is-left-out"),
+        ],
+    )
+    def test_the_publisher_id_is_handed_to_the_manager_with_the_event(
+        self, bridge, publisher_id, handed_over
+    ):
+        loop = asyncio.new_event_loop()
+        try:
+            manager = MagicMock()
+            manager.loop = loop
+            bridge._websocket_manager = manager
+
+            bridge._process_single_event({**EVENT, "publisher_id": publisher_id})
+            loop.run_until_complete(asyncio.sleep(0))
+
+            manager.enqueue_notification.assert_called_once_with(
+                EVENT_TYPE, PAYLOAD, handed_over
+            )
+        finally:
+            loop.close()
+
+    def test_on_a_private_loop_the_publisher_id_is_passed_when_there_is_one(
+        self, bridge, created_loops
+    ):
+        manager = types.SimpleNamespace(broadcast_event_from_notification=AsyncMock())
+        bridge._websocket_manager = manager
+
+        bridge._process_single_event({**EVENT, "publisher_id": "network.host3"})
+
+        manager.broadcast_event_from_notification.assert_awaited_once_with(
+            EVENT_TYPE, PAYLOAD, "network.host3"
+        )
 
     def test_a_closed_manager_loop_drops_the_event_with_an_error(
         self, bridge, bridge_logs

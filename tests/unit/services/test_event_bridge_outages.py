@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 from unittest.mock import MagicMock, call
 
 import pytest
@@ -250,6 +250,92 @@ class TestRedisDisabled:
             queued_locally(event(1)),
             info("Shutting down the event bridge"),
         ]
+
+
+ABSENT = info(
+    "No Redis at redis:6379 (REDIS_HOST is not set; refused): running embedded, "
+    "events reach only this process's WebSocket clients; Redis is used as soon "
+    "as it answers"
+)
+
+
+@pytest.fixture
+def attach_api_bridge(clock, redis_cls, starters) -> Callable[[], EventBridge]:
+    """Makes an API process's bridge, without REDIS_HOST, and attaches it to a
+    manager while nothing answers at the default Redis host."""
+    redis_cls.return_value.ping.side_effect = ConnectionError("refused")
+
+    def attach() -> EventBridge:
+        bridge = EventBridge(connect=False)
+        bridge.set_websocket_manager(MagicMock())
+        return bridge
+
+    return attach
+
+
+class TestEmbeddedByDefault:
+    """An API whose REDIS_HOST is not set and which finds no Redis at the
+    default host runs embedded: the quick start, not an outage."""
+
+    def test_it_is_said_once_at_info_level_and_health_shows_no_outage(
+        self, attach_api_bridge, bridge_logs
+    ):
+        bridge = attach_api_bridge()
+        bridge._init_redis()
+
+        assert [r for r in bridge_logs() if r[1] >= logging.WARNING] == []
+        assert bridge_logs().count(ABSENT) == 1
+        assert debug("Still no Redis at the default host: refused") in bridge_logs()
+        health = bridge.health()
+        assert (health["mode"], health["outage"]) == ("embedded", None)
+
+    def test_it_keeps_looking_for_redis(self, attach_api_bridge, start_reconnector):
+        attach_api_bridge()
+
+        start_reconnector.assert_called_once_with()
+
+    def test_events_reach_local_clients_and_are_not_kept_for_redis(
+        self, attach_api_bridge, bridge_logs
+    ):
+        bridge = attach_api_bridge()
+        add(bridge, event(1))
+        bridge.shutdown()
+
+        assert contents(bridge._event_queue) == [event(1)]
+        assert bridge._pending.empty()
+        assert [r for r in bridge_logs() if r[1] >= logging.WARNING] == []
+
+    def test_once_found_redis_is_used_and_losing_it_is_an_outage(
+        self, attach_api_bridge, redis_client, bridge_logs
+    ):
+        bridge = attach_api_bridge()
+        redis_client.ping.side_effect = None
+        bridge._init_redis()
+        redis_client.ping.side_effect = ConnectionError("refused")
+        bridge._init_redis()
+
+        assert bridge.health()["outage"] == {"since": T0_TEXT, "error": "refused"}
+        assert bridge_logs()[-2:] == [CONNECTED, REFUSED]
+
+    def test_a_configured_redis_host_that_does_not_answer_is_an_outage(
+        self, attach_api_bridge, monkeypatch, bridge_logs
+    ):
+        monkeypatch.setenv("REDIS_HOST", "redis")
+
+        bridge = attach_api_bridge()
+
+        assert REFUSED in bridge_logs()
+        assert bridge.health()["outage"] == {"since": T0_TEXT, "error": "refused"}
+
+    def test_for_a_publisher_redis_is_never_optional(
+        self, clock, redis_cls, bridge_logs
+    ):
+        redis_cls.return_value.ping.side_effect = ConnectionError("refused")
+
+        bridge = EventBridge()
+
+        assert bridge_logs() == [REFUSED]
+        assert bridge.health()["outage"] == {"since": T0_TEXT, "error": "refused"}
 
 
 class TestAfterShutdown:

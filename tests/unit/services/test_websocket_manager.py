@@ -115,6 +115,23 @@ class TestMatchesFilters:
         assert connection.matches_filters(event("baremetal.node.power_set"))
         assert not connection.matches_filters(event("compute.instance.update"))
 
+    def test_service_filter_uses_the_service_derived_from_the_notification(self):
+        # A nova versioned notification: its event type names the object
+        # (instance), its publisher the service.
+        nova_event = EventMessage(
+            "instance.pause.end", "openstack", {"service_type": "compute"}
+        )
+
+        assert connection_with(service_filters=["compute"]).matches_filters(nova_event)
+        assert not connection_with(service_filters=["instance"]).matches_filters(
+            nova_event
+        )
+
+    def test_a_service_type_that_is_not_a_string_falls_back_to_the_event_type(self):
+        odd = EventMessage("baremetal.node.update", "openstack", {"service_type": 7})
+
+        assert connection_with(service_filters=["baremetal"]).matches_filters(odd)
+
     def test_empty_event_type_belongs_to_service_unknown(self):
         assert connection_with(service_filters=["unknown"]).matches_filters(event(""))
         assert not connection_with(service_filters=["baremetal"]).matches_filters(
@@ -524,6 +541,20 @@ class TestBroadcastEventFromNotification:
             "ironic_object.data": {"name": "n1", "uuid": "u1"},
             "extra": 1,
         }
+
+    async def test_the_publisher_id_is_kept_in_the_data_and_names_the_service(
+        self, manager
+    ):
+        payload = {"nova_object.data": {"host": "compute1", "uuid": "u1"}}
+
+        await manager.broadcast_event_from_notification(
+            "compute.instance.update", payload, "nova-compute:compute1"
+        )
+
+        (queued,) = queued_events(manager)
+        assert queued.data["publisher_id"] == "nova-compute:compute1"
+        assert queued.data["service_type"] == "compute"
+        assert "publisher_id" not in payload
 
     async def test_a_payload_that_is_not_an_object_is_logged_and_not_queued(
         self, manager, websocket_logs
