@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Dict, Optional
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from pydantic import BaseModel, Field
 
+from osism import logs
 from osism.services.client_frames import (
     FrameError,
     error_frame,
@@ -146,14 +147,22 @@ def create_app(
     manager: Optional[WebSocketManager] = None,
     bridge: Optional[EventBridge] = None,
     settings: Optional[Settings] = None,
+    set_up_logging: bool = False,
 ) -> FastAPI:
-    """The API around ``manager`` and ``bridge`` (the module singletons by default)."""
+    """The API around ``manager`` and ``bridge`` (the module singletons by default).
+
+    ``set_up_logging``: at start-up, log osism's messages at LOG_LEVEL unless
+    logging is already set up (for servers that only set up their own
+    loggers, as uvicorn does).
+    """
     manager = websocket_manager if manager is None else manager
     bridge = event_bridge if bridge is None else bridge
     settings = get_settings() if settings is None else settings
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if set_up_logging:
+            logs.configure_unless_configured(settings.log_level)
         await manager.start()
         # Attaching tries Redis, which may take up to its connect timeout:
         # in a thread, so the API serves at once (embedded until it is done).
@@ -190,4 +199,4 @@ def create_app(
     return app
 
 
-app = create_app()
+app = create_app(set_up_logging=True)

@@ -2,15 +2,13 @@
 stream."""
 
 import json
-import logging
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import click
 from pydantic import ValidationError
 
+from osism import logs
 from osism.settings import Settings, get_settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def load_settings() -> Settings:
@@ -38,25 +36,29 @@ def defaults_from(settings: Settings) -> Dict[str, Any]:
     }
 
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
 @click.group()
 @click.version_option(package_name="osism-events", prog_name="osism events")
 @click.option(
     "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    default="INFO",
-    show_default=True,
-    help="Log level of osism's own messages (on standard error).",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Log level of osism's own messages, on standard error "
+    "[default: LOG_LEVEL, or info].",
 )
 @click.pass_context
-def main(ctx: click.Context, log_level: str) -> None:
+def main(ctx: click.Context, log_level: Optional[str]) -> None:
     """osism events: the OpenStack event stream of the OSISM manager.
 
     Settings come from environment variables (see README, "Settings").
     """
     settings = load_settings()
-    ctx.obj = {"log_level": log_level.lower(), "settings": settings}
+    level = settings.log_level if log_level is None else log_level.lower()
+    ctx.obj = {"log_level": level, "settings": settings}
     ctx.default_map = defaults_from(settings)
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    logs.configure(level)
 
 
 @main.group()

@@ -5,7 +5,7 @@ Every call to :func:`get_settings` reads the environment anew, so a process
 re-importing anything. Variable names are the field names in upper case.
 """
 
-from typing import Annotated, Any, List
+from typing import Annotated, Any, List, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
@@ -21,6 +21,13 @@ LISTENER_EXCHANGES = ["ironic", "nova", "neutron", "cinder", "keystone", "glance
 
 
 class Settings(BaseSettings):
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description=(
+            "Level of osism's own log messages (LOG_LEVEL); `osism --log-level` "
+            "overrides it"
+        ),
+    )
     redis_host: str = Field(default="redis", description="Redis host (REDIS_HOST)")
     redis_port: int = Field(default=6379, description="Redis port (REDIS_PORT)")
     redis_db: int = Field(default=0, description="Redis database (REDIS_DB)")

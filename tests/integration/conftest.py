@@ -308,14 +308,30 @@ def channel() -> str:
 # API servers
 
 
+# How an API server is started: the way README does (osism service api), the
+# way OSISM's containers do (uvicorn osism.api:app), or README's run command.
+LAUNCHES = {
+    "cli": [sys.executable, "-m", "osism", "service", "api"],
+    "uvicorn": [sys.executable, "-m", "uvicorn", "osism.api:app"],
+    "serve": ["bash", str(REPO_ROOT / "scripts" / "serve")],
+}
+
+
 class ApiServer:
-    """``python -m osism service api`` running as a child process."""
+    """An API server (see LAUNCHES) running as a child process."""
 
     def __init__(
-        self, port: int, mode: str, channel: str, env: Dict[str, str], log: Path
+        self,
+        port: int,
+        mode: str,
+        channel: str,
+        env: Dict[str, str],
+        log: Path,
+        launch: str = "cli",
     ) -> None:
         self.port = port
         self.mode = mode
+        self.launch = launch
         self.channel = channel
         self.env = env
         self.log = log
@@ -344,8 +360,7 @@ class ApiServer:
         with self.log.open("ab") as out:
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "osism", "service", "api"]
-                + ["--host", LOOPBACK, "--port", str(self.port)],
+                LAUNCHES[self.launch] + ["--host", LOOPBACK, "--port", str(self.port)],
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdout=out,
@@ -462,33 +477,37 @@ class ApiServers:
         heartbeat_interval: float = 3600.0,
         env: Optional[Dict[str, str]] = None,
         redis_server: Optional[RedisServer] = None,
+        launch: str = "cli",
     ) -> ApiServer:
         """Start a server in ``mode`` "redis" (on ``redis_server``, by default
-        the session's) or "embedded" (REDIS_HOST/PORT point at a port that
-        refuses connections) and wait until it is ready."""
+        the session's), "embedded" (REDIS_HOST/PORT point at a port that
+        refuses connections) or "default" (no REDIS_HOST: nothing answers at
+        the default host), started as ``launch`` says (see LAUNCHES), and
+        wait until it is ready."""
+        settings = {
+            "REDIS_CHANNEL": unique_channel() if channel is None else channel,
+            "HEARTBEAT_INTERVAL": str(heartbeat_interval),
+        }
         if mode == "redis":
             if redis_server is None:
                 redis_server = self._request.getfixturevalue("redis_server")
             assert redis_server is not None
-            redis_port = redis_server.port
+            settings.update(REDIS_HOST=LOOPBACK, REDIS_PORT=str(redis_server.port))
         elif mode == "embedded":
             assert redis_server is None, "embedded mode uses no Redis"
             redis_port = self._closed_ports.enter_context(closed_port())
+            settings.update(REDIS_HOST=LOOPBACK, REDIS_PORT=str(redis_port))
+        elif mode == "default":
+            assert redis_server is None, "default mode finds no Redis"
         else:
             raise ValueError(f"unknown mode {mode!r}")
-        channel = unique_channel() if channel is None else channel
-        settings = {
-            "REDIS_HOST": LOOPBACK,
-            "REDIS_PORT": str(redis_port),
-            "REDIS_CHANNEL": channel,
-            "HEARTBEAT_INTERVAL": str(heartbeat_interval),
-        }
+        channel = settings["REDIS_CHANNEL"]
         server_env = clean_env(**{**settings, **(env or {})})
         attempts = 1 if port is not None else 3
         for attempt in range(attempts):
             server_port = free_port() if port is None else port
             log = self._workdir / f"api-{server_port}-{uuid.uuid4().hex[:6]}.log"
-            server = ApiServer(server_port, mode, channel, server_env, log)
+            server = ApiServer(server_port, mode, channel, server_env, log, launch)
             self._servers.append(server)
             server.spawn()
             try:

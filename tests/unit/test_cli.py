@@ -248,9 +248,19 @@ class TestVersionHelpAndSettings:
 class TestLogLevel:
     def test_the_root_logger_gets_the_chosen_level(self, runner, mocker):
         mocker.patch("uvicorn.run")
-        basic_config = mocker.patch("osism.cli.logging.basicConfig")
+        basic_config = mocker.patch("osism.logs.logging.basicConfig")
 
         runner.invoke(main, ["--log-level", "debug", "service", "api"])
 
         assert basic_config.call_args.kwargs["level"] == "DEBUG"
         assert logging.getLevelName("DEBUG") == logging.DEBUG
+
+    def test_log_level_is_the_default_of_the_option(self, runner, mocker, monkeypatch):
+        monkeypatch.setenv("LOG_LEVEL", "warning")
+        run = mocker.patch("uvicorn.run")
+        basic_config = mocker.patch("osism.logs.logging.basicConfig")
+
+        runner.invoke(main, ["service", "api"])
+
+        assert basic_config.call_args.kwargs["level"] == "WARNING"
+        assert run.call_args.kwargs["log_level"] == "warning"
