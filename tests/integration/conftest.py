@@ -308,12 +308,19 @@ def channel() -> str:
 # API servers
 
 
-# How an API server is started: the way README does (osism service api), the
-# way OSISM's containers do (uvicorn osism.api:app), or README's run command.
-LAUNCHES = {
-    "cli": [sys.executable, "-m", "osism", "service", "api"],
-    "uvicorn": [sys.executable, "-m", "uvicorn", "osism.api:app"],
-    "serve": ["bash", str(REPO_ROOT / "scripts" / "serve")],
+# How an API server is started, as a command for a port: the way README
+# does (osism service api), the way OSISM's containers do (uvicorn
+# osism.api:app), README's run command, or gunicorn with two uvicorn workers.
+LAUNCHES: Dict[str, Callable[[int], List[str]]] = {
+    "cli": lambda port: [sys.executable, "-m", "osism", "service", "api"]
+    + ["--host", LOOPBACK, "--port", str(port)],
+    "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "osism.api:app"]
+    + ["--host", LOOPBACK, "--port", str(port)],
+    "serve": lambda port: ["bash", str(REPO_ROOT / "scripts" / "serve")]
+    + ["--host", LOOPBACK, "--port", str(port)],
+    "gunicorn": lambda port: [sys.executable, "-m", "gunicorn", "osism.api:app"]
+    + ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "2"]
+    + ["--bind", f"{LOOPBACK}:{port}"],
 }
 
 
@@ -360,7 +367,7 @@ class ApiServer:
         with self.log.open("ab") as out:
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(
-                LAUNCHES[self.launch] + ["--host", LOOPBACK, "--port", str(self.port)],
+                LAUNCHES[self.launch](self.port),
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdout=out,

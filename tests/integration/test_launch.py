@@ -4,9 +4,10 @@ OSISM's containers start it; on a machine without Redis and with one."""
 
 import uuid
 
+import anyio
 import pytest
 
-from tests.integration.conftest import ironic, open_stream, post_event
+from tests.integration.conftest import ironic, open_stream, post_event, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,4 +77,30 @@ class TestUvicornOsismApiAppWithRedis:
 
         assert frame["node_name"] == node
         assert server.health()["bridge"]["mode"] == "redis"
+        assert error_lines(server.output()) == []
+
+
+@pytest.mark.redis
+class TestGunicornWithUvicornWorkers:
+    @pytest.mark.anyio
+    async def test_every_event_reaches_a_client_whichever_worker_took_it(
+        self, api_server, redis_server
+    ):
+        server = api_server("redis", launch="gunicorn")
+        # Both workers listen before anything is posted.
+        await anyio.to_thread.run_sync(
+            lambda: wait_for(
+                lambda: redis_server.subscribers(server.channel) == 2,
+                what="both workers subscribing",
+            )
+        )
+        node = f"node-{uuid.uuid4().hex[:8]}"
+        posted = [f"uuid-{number}" for number in range(20)]
+
+        async with open_stream(server.ws_url, node_filters=[node]) as stream:
+            for resource in posted:
+                await post_event(server, **ironic("power_set.end", node, resource))
+            frames = [await stream.receive() for _ in posted]
+
+        assert [frame["data"]["resource_id"] for frame in frames] == posted
         assert error_lines(server.output()) == []
