@@ -5,6 +5,7 @@ the root logger these tests see is a stand-in.
 """
 
 import logging
+from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
@@ -58,9 +59,10 @@ def test_the_api_sets_logging_up_at_start_only_when_asked(
     mocker, set_up_logging, calls
 ):
     configure = mocker.patch("osism.logs.configure_unless_configured")
+    bridge: Any = FakeBridge()
     app = create_app(
         WebSocketManager(send_timeout=5.0, max_pending=10),
-        FakeBridge(),
+        bridge,
         Settings(heartbeat_interval=3600, log_level="warning"),
         set_up_logging=set_up_logging,
     )
