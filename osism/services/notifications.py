@@ -335,11 +335,13 @@ NOVA_FIELDS_BY_KIND = {
 }
 
 # Legacy nova: ``compute.instance.*`` and ``compute.metrics.update`` carry
-# the kind in the second segment, ``keypair.*`` in the first.
+# the kind in the second segment, ``keypair.*`` and ``volume.usage`` in the
+# first.
 _NOVA_LEGACY_DEFAULT = ObjectFields(None, ("instance_id", "uuid"), ("host",))
 NOVA_LEGACY_FIELDS_BY_KIND = {
     "instance": ObjectFields(None, ("instance_id",), ("host",)),
     "keypair": ObjectFields(None, ("key_name",), ()),
+    "volume": ObjectFields(None, ("volume_id",), ()),
     "libvirt": ObjectFields(None, (), ()),
     "metrics": ObjectFields(None, (), ("host",)),
 }
@@ -418,13 +420,16 @@ def _glance(
     return _fields(payload, _GLANCE_LEGACY)
 
 
+_CADF_TARGET = ObjectFields("target", ("id",), ())
+
+
 def _keystone(
     segments: List[str], payload: Mapping[str, Any], publisher_id: Optional[str]
 ) -> NodeAndResource:
     """Basic notifications carry ``resource_info``, CADF ones a ``target``."""
     resource_id = _text(payload.get("resource_info"))
     if resource_id is None:
-        _, resource_id = _fields(payload, ObjectFields("target", ("id",), ()))
+        _, resource_id = _fields(payload, _CADF_TARGET)
     return None, resource_id
 
 
@@ -485,8 +490,8 @@ def subject_of(
     key of the seed (``baremetal``, ``compute``, ``nova``, ``network``, ...)
     keep the seed's rule (see ``OBJECT_FIELDS_BY_SERVICE``).
     """
-    first = service_of(event_type)
-    segments = event_type.split(".")
+    segments = event_type.split(".") if event_type else ["unknown"]
+    first = segments[0]
     if not isinstance(payload, Mapping):
         payload = {}
     if not isinstance(publisher_id, str):

@@ -349,6 +349,11 @@ class TestNodeAndResourceOfRealNotifications:
         [
             ("compute", {"host": "h1", "uuid": "u1"}, ("compute", "h1", "u1")),
             ("compute.unknown", {"instance_id": "i1"}, ("compute", None, "i1")),
+            (
+                "volume.usage",
+                {"volume_id": "v1", "instance_id": "i1"},
+                ("compute", None, "v1"),
+            ),
         ],
     )
     def test_legacy_nova_defaults(self, event_type, payload, subject):
