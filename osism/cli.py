@@ -63,12 +63,20 @@ def service_api(obj: Dict[str, str], host: Optional[str], port: Optional[int]) -
 def service_listener() -> None:
     """Carry OpenStack notifications from RabbitMQ into the event stream.
 
-    Consumes the exchanges in LISTENER_EXCHANGES on BROKER_URI and publishes
-    every notification on Redis, until SIGTERM or SIGINT.
+    Consumes the topics (LISTENER_TOPICS) of the services' exchanges
+    (LISTENER_EXCHANGES) on BROKER_URI and publishes every notification on
+    Redis, until SIGTERM or SIGINT.
     """
-    from osism.services.listener import serve
+    from pydantic import ValidationError
 
-    serve()
+    from osism.services.listener import serve
+    from osism.settings import describe_invalid_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as e:
+        raise click.ClickException(describe_invalid_settings(e)) from None
+    serve(settings)
 
 
 @main.group()

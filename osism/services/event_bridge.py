@@ -252,14 +252,22 @@ class EventBridge:
             with self._publish_lock:
                 self._ensure_reconnector()
 
-    def add_event(self, event_type: str, payload: Dict[str, Any]) -> None:
+    def add_event(
+        self,
+        event_type: str,
+        payload: Dict[str, Any],
+        publisher_id: Optional[str] = None,
+    ) -> None:
         """Publish an event on Redis, or keep it until Redis can take it.
 
-        Never raises: what goes wrong is logged and counted.
+        ``publisher_id`` (who sent the notification) travels with the event
+        when given. Never raises: what goes wrong is logged and counted.
         """
         try:
             self._ensure_redis_tried()
-            event_data = {"event_type": event_type, "payload": payload}
+            event_data: Dict[str, Any] = {"event_type": event_type, "payload": payload}
+            if publisher_id is not None:
+                event_data["publisher_id"] = publisher_id
             with self._publish_lock:
                 if self._redis_client is not None and self._backlog().empty():
                     # Serialised outside the publish retry: a payload that is

@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib.util
+import json
 import logging
 import queue
 import types
@@ -438,6 +439,19 @@ class TestAddEvent:
         assert bridge_logs() == [published, published]
         assert bridge.stats == Counter({"published": 2})
         assert bridge._event_queue.empty()
+
+    def test_a_publisher_id_travels_with_the_event(self, bridge, redis_client):
+        redis_client.publish.return_value = 1
+
+        bridge.add_event(EVENT_TYPE, PAYLOAD, publisher_id="ironic-conductor.host1")
+
+        ((channel, message),) = [c.args for c in redis_client.publish.call_args_list]
+        assert channel == CHANNEL
+        assert json.loads(message) == {
+            "event_type": EVENT_TYPE,
+            "payload": PAYLOAD,
+            "publisher_id": "ironic-conductor.host1",
+        }
 
     def test_publish_without_subscribers_warns_and_keeps_the_event_for_later(
         self, bridge, redis_client, bridge_logs, start_reconnector
