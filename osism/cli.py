@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from osism import logs
-from osism.settings import Settings, get_settings
+from osism.settings import Settings, describe_invalid_settings, get_settings
 
 
 def load_settings() -> Settings:
@@ -20,11 +20,7 @@ def load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            for error in e.errors()
-        )
-        raise click.ClickException(f"invalid setting: {problems}") from None
+        raise click.ClickException(describe_invalid_settings(e)) from None
 
 
 def defaults_from(settings: Settings) -> Dict[str, Any]:
@@ -98,8 +94,9 @@ def service_api(obj: Dict[str, Any], host: str, port: int) -> None:
 def service_listener(obj: Dict[str, Any]) -> None:
     """Carry OpenStack notifications from RabbitMQ into the event stream.
 
-    Consumes the exchanges in LISTENER_EXCHANGES on BROKER_URI and publishes
-    every notification on Redis, until SIGTERM or SIGINT.
+    Consumes the topics (LISTENER_TOPICS) of the services' exchanges
+    (LISTENER_EXCHANGES) on BROKER_URI and publishes every notification on
+    Redis, until SIGTERM or SIGINT.
     """
     from osism.services.listener import serve
 

@@ -5,9 +5,11 @@ Every call to :func:`get_settings` reads the environment anew, so a process
 re-importing anything. Variable names are the field names in upper case.
 """
 
-from typing import Annotated, Any, List, Literal
+import re
+from typing import Annotated, Any, Dict, Iterable, List, Literal, Tuple
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, NoDecode
 
 # Defaults of the Redis fault handling, chosen so that the stream is back
@@ -16,8 +18,100 @@ REDIS_RETRY_DELAY = 1.0
 REDIS_RESTART_MAX_DELAY = 5.0
 
 # The OpenStack services whose versioned notifications the listener carries
-# by default; each publishes on an exchange of its own name.
+# by default; each publishes on an exchange of its own name unless
+# LISTENER_EXCHANGES says otherwise ("cinder=openstack").
 LISTENER_EXCHANGES = ["ironic", "nova", "neutron", "cinder", "keystone", "glance"]
+
+# What a service, an exchange and a topic may be called: the characters of
+# an AMQP 0-9-1 exchange name. A topic with "*" or "#" would be a wildcard
+# binding and catch more than the service publishes, so it is refused.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+def default_topic(service: str) -> str:
+    """The topic a service's notifications are consumed from unless
+    LISTENER_TOPICS names another one."""
+    return f"{service}_versioned_notifications"
+
+
+def _checked_name(kind: str, name: str, entry: str) -> str:
+    if not name:
+        raise ValueError(f"{entry!r} has an empty {kind}")
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"{kind} {name!r} in {entry!r} is not a name (letters, digits and "
+            "'_.:-' only)"
+        )
+    return name
+
+
+def _entries(value: Any, separator: str) -> Iterable[str]:
+    """The entries of a setting given as a string (split on ``separator``)
+    or already as a list; empty ones are left out."""
+    items = value.split(separator) if isinstance(value, str) else value
+    return (item.strip() for item in items if item.strip())
+
+
+def parse_listener_exchanges(value: Any) -> Dict[str, str]:
+    """Service -> exchange from LISTENER_EXCHANGES.
+
+    Entries separated by commas, each a service whose exchange has its name
+    (``nova``) or ``<service>=<exchange>`` (``cinder=openstack``). A service
+    named twice with the same exchange counts once.
+    """
+    if isinstance(value, dict):
+        value = [f"{service}={exchange}" for service, exchange in value.items()]
+    exchanges: Dict[str, str] = {}
+    for entry in _entries(value, ","):
+        service, _, exchange = (part.strip() for part in entry.partition("="))
+        exchange = exchange if "=" in entry else service
+        _checked_name("service", service, entry)
+        _checked_name("exchange", exchange, entry)
+        if exchanges.setdefault(service, exchange) != exchange:
+            raise ValueError(
+                f"{service} is given two exchanges, {exchanges[service]} and "
+                f"{exchange}"
+            )
+    if not exchanges:
+        raise ValueError("names no service")
+    return exchanges
+
+
+def parse_listener_topics(value: Any) -> Dict[str, List[str]]:
+    """Service -> topics from LISTENER_TOPICS.
+
+    Entries separated by ';', each ``<service>=<topic>[,<topic>...]``
+    (``nova=versioned_notifications;neutron=notifications``).
+    """
+    if isinstance(value, dict):
+        value = [f"{service}={','.join(topics)}" for service, topics in value.items()]
+    topics: Dict[str, List[str]] = {}
+    for entry in _entries(value, ";"):
+        service, equals, names = (part.strip() for part in entry.partition("="))
+        if not equals:
+            raise ValueError(
+                f"{entry!r} is not <service>=<topic>[,<topic>...] (entries are "
+                "separated by ';')"
+            )
+        _checked_name("service", service, entry)
+        if service in topics:
+            raise ValueError(f"{service} is named twice")
+        entry_topics = [name.strip() for name in names.split(",")]
+        for topic in entry_topics:
+            _checked_name("topic", topic, entry)
+        topics[service] = list(dict.fromkeys(entry_topics))
+    return topics
+
+
+def describe_invalid_settings(error: ValidationError) -> str:
+    """What is wrong with the settings, one line per problem, each naming the
+    environment variable: for an operator, not a traceback."""
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        variables = [str(part).upper() for part in problem["loc"][:1]]
+        lines.append(": ".join(variables + [message]))
+    return "Invalid settings:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 class Settings(BaseSettings):
@@ -150,12 +244,20 @@ class Settings(BaseSettings):
             "of a cluster separated by ';' are tried in turn"
         ),
     )
-    listener_exchanges: Annotated[List[str], NoDecode] = Field(
-        default_factory=lambda: list(LISTENER_EXCHANGES),
-        min_length=1,
+    listener_exchanges: Annotated[Dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {service: service for service in LISTENER_EXCHANGES},
         description=(
-            "OpenStack services (exchanges) whose notifications the listener "
-            "carries, separated by commas (LISTENER_EXCHANGES)"
+            "OpenStack services whose notifications the listener carries, "
+            "separated by commas; each publishes on the exchange of its name, "
+            "or on the one given as <service>=<exchange> (LISTENER_EXCHANGES)"
+        ),
+    )
+    listener_topics: Annotated[Dict[str, List[str]], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Topics of the services whose notifications are not consumed from "
+            "<service>_versioned_notifications: <service>=<topic>[,<topic>...] "
+            "entries separated by ';' (LISTENER_TOPICS)"
         ),
     )
     listener_queue_prefix: str = Field(
@@ -194,11 +296,43 @@ class Settings(BaseSettings):
 
     @field_validator("listener_exchanges", mode="before")
     @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            names = (name.strip() for name in value.split(","))
-            return list(dict.fromkeys(name for name in names if name))
-        return value
+    def _parse_exchanges(cls, value: Any) -> Dict[str, str]:
+        return parse_listener_exchanges(value)
+
+    @field_validator("listener_topics", mode="before")
+    @classmethod
+    def _parse_topics(cls, value: Any, info: ValidationInfo) -> Dict[str, List[str]]:
+        topics = parse_listener_topics(value)
+        # Missing when LISTENER_EXCHANGES itself is invalid (reported apart).
+        exchanges: Dict[str, str] = info.data.get("listener_exchanges") or {}
+        unknown = [s for s in topics if exchanges and s not in exchanges]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not "
+                f"among the services of LISTENER_EXCHANGES ({', '.join(exchanges)})"
+            )
+        return topics
+
+    @model_validator(mode="after")
+    def _each_notification_bound_once(self) -> "Settings":
+        """Two services binding the same topic of the same exchange would
+        each get every notification published there: all of them twice."""
+        claimed: Dict[Tuple[str, str], str] = {}
+        for service, exchange in self.listener_exchanges.items():
+            for topic in self.topics_of(service):
+                other = claimed.setdefault((exchange, topic), service)
+                if other != service:
+                    raise ValueError(
+                        f"LISTENER_EXCHANGES, LISTENER_TOPICS: {other} and "
+                        f"{service} both consume topic {topic} of exchange "
+                        f"{exchange}, so every notification there would arrive "
+                        "twice; name the topic for one of them only"
+                    )
+        return self
+
+    def topics_of(self, service: str) -> List[str]:
+        """The topics ``service``'s notifications are consumed from."""
+        return self.listener_topics.get(service, [default_topic(service)])
 
 
 def get_settings() -> Settings:

@@ -1,12 +1,16 @@
 """The listener: OpenStack notifications from RabbitMQ into the event stream.
 
-Each OpenStack service publishes its versioned notifications on a topic
-exchange named after it (``ironic``, ``nova``, ...) with the routing keys
-``<service>_versioned_notifications.info`` and ``.error``. The listener
+An OpenStack service publishes its notifications through oslo.messaging on a
+topic exchange, its ``control_exchange`` (``nova``, ``neutron``, ...; cinder
+keeps oslo's ``openstack``), with the routing key ``<topic>.<priority>``.
+Which exchange and topics the listener consumes per service is a setting
+(LISTENER_EXCHANGES, LISTENER_TOPICS; by default the exchange of the
+service's name and the topic ``<service>_versioned_notifications``). It
 consumes them, one durable queue per service named ``<prefix>-<service>``
-(both routing keys bound to it), and hands ``event_type`` and ``payload``
-of every notification to :meth:`EventBridge.add_event`, which publishes it
-on Redis for the API processes.
+bound with the routing key of every topic and priority it carries, and
+hands ``event_type``, ``payload`` and ``publisher_id`` of every
+notification to :meth:`EventBridge.add_event`, which publishes it on Redis
+for the API processes.
 
 Delivery is at least once: a message is acknowledged only after the
 hand-over, so a connection lost between the two brings it back (a
@@ -40,7 +44,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
 from kombu import Connection, Exchange, Queue, binding
 from kombu.message import Message
@@ -53,8 +57,11 @@ from osism.settings import Settings, get_settings
 logger = logging.getLogger("osism.listener")
 
 # The notification priorities the listener carries; each is a routing key
-# "<service>_versioned_notifications.<priority>".
-PRIORITIES = ("info", "error")
+# "<topic>.<priority>". oslo.messaging lower-cases the priority into the key,
+# and its warn() and warning() both send "warn". Left out: "debug" (below
+# the services' default level, chatter), "audit" and "sample" (metering and
+# audit records in bulk, not the resource events the stream is for).
+PRIORITIES = ("info", "warn", "error", "critical")
 
 # Unacknowledged messages the broker may send ahead: enough to keep the
 # pipe full, few enough that a restart redelivers little.
@@ -81,26 +88,62 @@ class ListenerStopping(Exception):
     """Raised out of kombu's connection retries when a stop was asked for."""
 
 
-def routing_keys(service: str) -> List[str]:
-    return [f"{service}_versioned_notifications.{p}" for p in PRIORITIES]
+class NotificationSource(NamedTuple):
+    """Where one service's notifications are consumed from."""
+
+    service: str
+    exchange: str
+    topics: Sequence[str]
+
+    @property
+    def routing_keys(self) -> List[str]:
+        return [f"{topic}.{p}" for topic in self.topics for p in PRIORITIES]
+
+    def describe(self) -> str:
+        """Exchange and routing keys, short: ``exchange nova, routing keys
+        versioned_notifications.{info,warn,error,critical}``."""
+        priorities = "{" + ",".join(PRIORITIES) + "}"
+        keys = ", ".join(f"{topic}.{priorities}" for topic in self.topics)
+        return f"exchange {self.exchange}, routing keys {keys}"
 
 
-def notification_queue(service: str, prefix: str) -> Queue:
-    """The listener's durable queue for ``service``, bound to both keys."""
-    exchange = Exchange(service, type="topic", durable=False, passive=True)
+class Notification(NamedTuple):
+    """What the listener hands to the event bridge of one notification."""
+
+    event_type: str
+    payload: Dict[str, Any]
+    # Who sent it ("nova-compute:compute1", "network.ctrl1"); None when the
+    # message has none or it is not a non-empty string.
+    publisher_id: Optional[str] = None
+
+
+def notification_sources(settings: Settings) -> Dict[str, NotificationSource]:
+    """Service -> its exchange and topics, from the settings."""
+    return {
+        service: NotificationSource(service, exchange, settings.topics_of(service))
+        for service, exchange in settings.listener_exchanges.items()
+    }
+
+
+def notification_queue(source: NotificationSource, prefix: str) -> Queue:
+    """The listener's durable queue for one service, bound to every routing
+    key of its topics on its exchange."""
+    exchange = Exchange(source.exchange, type="topic", durable=False, passive=True)
     return Queue(
-        f"{prefix}-{service}",
+        f"{prefix}-{source.service}",
         durable=True,
         auto_delete=False,
-        bindings=[binding(exchange, routing_key=key) for key in routing_keys(service)],
+        bindings=[binding(exchange, routing_key=key) for key in source.routing_keys],
     )
 
 
-def parse_notification(body: Any) -> Tuple[str, Dict[str, Any]]:
-    """``event_type`` and ``payload`` of a decoded message body.
+def parse_notification(body: Any) -> Notification:
+    """``event_type``, ``payload`` and ``publisher_id`` of a decoded message
+    body.
 
     Takes the oslo.messaging envelope (``{"oslo.version": "2.0",
-    "oslo.message": "<json>"}``) as well as an unwrapped notification.
+    "oslo.message": "<json>"}``) as well as an unwrapped notification. A
+    missing or unusable ``publisher_id`` is no reason to drop the event.
     """
     if not isinstance(body, dict):
         raise MalformedNotification(
@@ -124,11 +167,15 @@ def parse_notification(body: Any) -> Tuple[str, Dict[str, Any]]:
     payload = body.get("payload")
     if not isinstance(payload, dict):
         raise MalformedNotification("missing or non-object 'payload'")
-    return event_type, payload
+    publisher_id = body.get("publisher_id")
+    if not isinstance(publisher_id, str) or not publisher_id:
+        publisher_id = None
+    return Notification(event_type, payload, publisher_id)
 
 
-def decode_notification(message: Message) -> Tuple[str, Dict[str, Any]]:
-    """``event_type`` and ``payload`` of a message from RabbitMQ.
+def decode_notification(message: Message) -> Notification:
+    """``event_type``, ``payload`` and ``publisher_id`` of a message from
+    RabbitMQ.
 
     kombu decodes the body by its content type (JSON only, see
     :meth:`Listener.get_consumers`) and undoes compression; a body sent
@@ -180,10 +227,11 @@ class Listener(ConsumerMixin):
         self.connection = Connection(
             settings.broker_uri, heartbeat=settings.listener_heartbeat
         )
-        self.services = list(settings.listener_exchanges)
+        self.sources = notification_sources(settings)
+        self.services = list(self.sources)
         self.queues = {
-            service: notification_queue(service, settings.listener_queue_prefix)
-            for service in self.services
+            service: notification_queue(source, settings.listener_queue_prefix)
+            for service, source in self.sources.items()
         }
         self.exchange_retry_interval = settings.listener_exchange_retry_interval
         self.reconnect_max_delay = settings.listener_reconnect_max_delay
@@ -338,7 +386,7 @@ class Listener(ConsumerMixin):
                 self._missing_reported.add(service)
                 logger.warning(
                     "Exchange %s is not there yet (%s); trying again every %g s",
-                    service,
+                    self.sources[service].exchange,
                     e,
                     self.exchange_retry_interval,
                 )
@@ -349,8 +397,8 @@ class Listener(ConsumerMixin):
         logger.info(
             "Bound queue %s to exchange %s (routing keys %s)",
             queue.name,
-            service,
-            ", ".join(routing_keys(service)),
+            self.sources[service].exchange,
+            ", ".join(self.sources[service].routing_keys),
         )
         return True
 
@@ -369,7 +417,7 @@ class Listener(ConsumerMixin):
         self.stats["received"] += 1
         delivery = message.delivery_info
         try:
-            event_type, payload = decode_notification(message)
+            notification = decode_notification(message)
         except MalformedNotification as e:
             self.stats["malformed"] += 1
             logger.warning(
@@ -382,8 +430,16 @@ class Listener(ConsumerMixin):
             )
             message.ack()
             return
+        event_type = notification.event_type
         try:
-            self.bridge.add_event(event_type, payload)
+            if notification.publisher_id:
+                self.bridge.add_event(
+                    event_type,
+                    notification.payload,
+                    publisher_id=notification.publisher_id,
+                )
+            else:
+                self.bridge.add_event(event_type, notification.payload)
         except Exception as e:
             self.stats["handover_failed"] += 1
             if delivery.get("redelivered"):
@@ -425,10 +481,13 @@ def serve(settings: Optional[Settings] = None, bridge: Any = None) -> Listener:
         sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
     }
     logger.info(
-        "Listener starting: broker %s, exchanges %s, queues %s-<exchange>",
+        "Listener starting: broker %s, queues %s-<service>: %s",
         " ; ".join(sanitized_uris(settings.broker_uri)),
-        ", ".join(listener.services),
         settings.listener_queue_prefix,
+        "; ".join(
+            f"{source.service} ({source.describe()})"
+            for source in listener.sources.values()
+        ),
     )
     try:
         listener.run()

@@ -43,7 +43,7 @@ import pytest
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from osism.settings import LISTENER_EXCHANGES, Settings
+from osism.settings import LISTENER_EXCHANGES, Settings, parse_listener_exchanges
 from tests.integration.publisher_client import PublisherProcess
 from tests.integration.rabbitmq import (
     ListenerProcess,
@@ -873,8 +873,12 @@ def listener(request, tmp_path) -> Iterator[Callable[..., ListenerProcess]]:
         for process, broker in zip(started, brokers):
             process.stop()
             if broker.process is not None and broker.process.poll() is None:
-                services = process.env.get("LISTENER_EXCHANGES", "").split(",")
-                services = [s for s in services if s] or list(LISTENER_EXCHANGES)
+                configured = process.env.get("LISTENER_EXCHANGES")
+                services = (
+                    list(parse_listener_exchanges(configured))
+                    if configured
+                    else list(LISTENER_EXCHANGES)
+                )
                 with contextlib.closing(Notifier(broker.url)) as cleaner:
                     cleaner.delete_queues([process.queue(s) for s in services])
 

@@ -18,10 +18,13 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set
 
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
+
+from osism.services.listener import PRIORITIES
+from osism.settings import default_topic
 
 # Deadlines (seconds). The node boots in about 4 s and stops in about 3 s
 # on an idle CI machine; these leave room for a loaded one.
@@ -241,20 +244,37 @@ class Notifier:
         event_type: str,
         payload: Dict[str, Any],
         priority: str = "info",
+        *,
+        exchange: Optional[str] = None,
+        topic: Optional[str] = None,
+        publisher_id: str = "test.host1",
     ) -> None:
+        """Publish as ``service`` does: on ``exchange`` (the service's name
+        unless given) with the routing key ``<topic>.<priority>`` (topic
+        ``<service>_versioned_notifications`` unless given)."""
+        exchange = service if exchange is None else exchange
+        topic = default_topic(service) if topic is None else topic
         producer = self._channel_producer()
-        self.declare(service)
+        self.declare(exchange)
         self._returned.clear()
         producer.publish(
-            oslo_envelope(event_type, payload, priority=priority.upper()),
-            exchange=service,
-            routing_key=f"{service}_versioned_notifications.{priority}",
+            oslo_envelope(
+                event_type,
+                payload,
+                priority=priority.upper(),
+                publisher_id=publisher_id,
+            ),
+            exchange=exchange,
+            routing_key=f"{topic}.{priority}",
             serializer="json",
             delivery_mode="persistent",
             mandatory=True,
         )
         if self._returned:
-            raise Unrouted(f"{event_type} on {service}: {self._returned[0][0]}")
+            raise Unrouted(
+                f"{event_type} on {exchange} ({topic}.{priority}): "
+                f"{self._returned[0][0]}"
+            )
 
     def publish_raw(self, service: str, body: Any, **options: Any) -> None:
         """Publish any body (a malformed notification) on ``service``."""
@@ -321,11 +341,22 @@ class ListenerProcess:
     def queue(self, service: str) -> str:
         return f"{self.prefix}-{service}"
 
-    def bound_line(self, service: str) -> str:
+    def bound_line(
+        self,
+        service: str,
+        exchange: Optional[str] = None,
+        topics: Sequence[str] = (),
+    ) -> str:
+        """The line the listener logs once ``service``'s queue is bound (to
+        the exchange of its name and its default topic unless given)."""
+        keys = [
+            f"{topic}.{priority}"
+            for topic in (topics or [default_topic(service)])
+            for priority in PRIORITIES
+        ]
         return (
             f"osism.listener: Bound queue {self.queue(service)} to exchange "
-            f"{service} (routing keys {service}_versioned_notifications.info, "
-            f"{service}_versioned_notifications.error)"
+            f"{exchange or service} (routing keys {', '.join(keys)})"
         )
 
     def wait_for_output(

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, NamedTuple
 import anyio
 import pytest
 
+from osism.settings import LISTENER_EXCHANGES
 from tests.integration.conftest import (
     MEASUREMENTS,
     closed_port,
@@ -184,9 +185,13 @@ class TestStopping:
         output = process.output()
         for line in [
             "osism.listener: Listener starting: broker "
-            f"amqp://guest:**@127.0.0.1:{rabbitmq_server.port}//, exchanges "
-            "ironic, nova, neutron, cinder, keystone, glance, queues "
-            f"{process.prefix}-<exchange>",
+            f"amqp://guest:**@127.0.0.1:{rabbitmq_server.port}//, queues "
+            f"{process.prefix}-<service>: "
+            + "; ".join(
+                f"{service} (exchange {service}, routing keys "
+                f"{service}_versioned_notifications.{{info,warn,error,critical}})"
+                for service in LISTENER_EXCHANGES
+            ),
             "osism.listener: Connected to the broker at "
             f"amqp://guest:**@127.0.0.1:{rabbitmq_server.port}//; consuming from "
             f"{process.prefix}-ironic, {process.prefix}-nova",

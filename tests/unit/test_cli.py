@@ -177,17 +177,72 @@ class TestServiceApi:
 
 
 class TestServiceListener:
+    @pytest.fixture(autouse=True)
+    def clean_listener_env(self, monkeypatch):
+        for name in ("LISTENER_EXCHANGES", "LISTENER_TOPICS", "LISTENER_HEARTBEAT"):
+            monkeypatch.delenv(name, raising=False)
+
     def test_runs_the_listener_until_it_stops_and_exits_0(
         self, runner, mocker, monkeypatch
     ):
-        monkeypatch.setenv("LISTENER_QUEUE_PREFIX", "from-env")
+        monkeypatch.setenv("LISTENER_TOPICS", "nova=versioned_notifications")
         serve = mocker.patch("osism.services.listener.serve")
 
         result = runner.invoke(main, ["service", "listener"])
 
         assert result.exit_code == 0, result.output
-        [settings] = serve.call_args.args
-        assert settings.listener_queue_prefix == "from-env"
+        (settings,), _ = serve.call_args
+        assert settings.topics_of("nova") == ["versioned_notifications"]
+
+    @pytest.mark.parametrize(
+        "env, problem",
+        [
+            (
+                {"LISTENER_TOPICS": "nova=versioned_notifications;swift=notifications"},
+                "LISTENER_TOPICS: swift is not among the services of "
+                "LISTENER_EXCHANGES (ironic, nova, neutron, cinder, keystone, "
+                "glance)",
+            ),
+            (
+                {"LISTENER_TOPICS": "nova="},
+                "LISTENER_TOPICS: 'nova=' has an empty topic",
+            ),
+            (
+                {"LISTENER_TOPICS": "nova:versioned_notifications"},
+                "LISTENER_TOPICS: 'nova:versioned_notifications' is not "
+                "<service>=<topic>[,<topic>...] (entries are separated by ';')",
+            ),
+            (
+                {"LISTENER_EXCHANGES": "cinder=", "LISTENER_HEARTBEAT": "often"},
+                "LISTENER_EXCHANGES: 'cinder=' has an empty exchange\n"
+                "  LISTENER_HEARTBEAT: Input should be a valid number, unable to "
+                "parse string as a number",
+            ),
+            (
+                {
+                    "LISTENER_EXCHANGES": "cinder=openstack,glance=openstack",
+                    "LISTENER_TOPICS": "cinder=notifications;glance=notifications",
+                },
+                "LISTENER_EXCHANGES, LISTENER_TOPICS: cinder and glance both "
+                "consume topic notifications of exchange openstack, so every "
+                "notification there would arrive twice; name the topic for one "
+                "of them only",
+            ),
+        ],
+        ids=["unknown-service", "empty-topic", "malformed", "two-bad", "twice"],
+    )
+    def test_bad_settings_are_named_and_nothing_starts(
+        self, runner, mocker, monkeypatch, env, problem
+    ):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        serve = mocker.patch("osism.services.listener.serve")
+
+        result = runner.invoke(main, ["service", "listener"])
+
+        assert result.exit_code == 1
+        assert result.output == f"Error: Invalid settings:\n  {problem}\n"
+        serve.assert_not_called()
 
     def test_is_listed_among_the_services(self, runner):
         result = runner.invoke(main, ["service", "--help"])
@@ -240,7 +295,7 @@ class TestVersionHelpAndSettings:
         result = runner.invoke(main, ["service", "api"])
 
         assert result.exit_code == 1
-        assert result.output.startswith("Error: invalid setting: API_PORT: ")
+        assert result.output.startswith("Error: Invalid settings:\n  API_PORT: ")
         assert "secret-looking-value" not in result.output
         run.assert_not_called()
 

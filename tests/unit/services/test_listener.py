@@ -19,8 +19,11 @@ from kombu.transport import memory
 from osism.services import listener as listener_module
 from osism.services.listener import (
     PREFETCH_COUNT,
+    PRIORITIES,
     Listener,
     MalformedNotification,
+    Notification,
+    NotificationSource,
     decode_notification,
     notification_queue,
     parse_notification,
@@ -35,9 +38,10 @@ LOGGER = "osism.listener"
 PREFIX = "test-events"
 EVENT_TYPE = "baremetal.node.power_set.end"
 PAYLOAD = {"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}
+PUBLISHER = "ironic-conductor.host1"
 NOTIFICATION = {
     "message_id": "6b4c6a4e-1",
-    "publisher_id": "ironic-conductor.host1",
+    "publisher_id": PUBLISHER,
     "event_type": EVENT_TYPE,
     "priority": "INFO",
     "payload": PAYLOAD,
@@ -45,6 +49,11 @@ NOTIFICATION = {
 }
 INFO_KEY = "ironic_versioned_notifications.info"
 ERROR_KEY = "ironic_versioned_notifications.error"
+IRONIC_KEYS = (
+    "ironic_versioned_notifications.info, ironic_versioned_notifications.warn, "
+    "ironic_versioned_notifications.error, ironic_versioned_notifications.critical"
+)
+PARSED = Notification(EVENT_TYPE, PAYLOAD, PUBLISHER)
 MISSING = "Channel.exchange_declare: (404) NOT_FOUND - no exchange '{}' in vhost '/'"
 
 
@@ -193,28 +202,50 @@ def handed_over(event_bridge: MagicMock) -> List[Any]:
     return event_bridge.add_event.call_args_list
 
 
+def event(event_type: str = EVENT_TYPE, payload: Any = PAYLOAD) -> Any:
+    """How a notification of NOTIFICATION's publisher is handed over."""
+    return call(event_type, payload, publisher_id=PUBLISHER)
+
+
 # --------------------------------------------------------------------------
 # Declarations
 
 
+IRONIC = NotificationSource("ironic", "ironic", ["ironic_versioned_notifications"])
+
+
 class TestNotificationQueue:
     def test_is_durable_and_named_prefix_dash_service(self):
-        queue = notification_queue("ironic", "osism-events")
+        queue = notification_queue(IRONIC, "osism-events")
 
         assert queue.name == "osism-events-ironic"
         assert queue.durable is True
         assert queue.auto_delete is False
 
-    def test_binds_the_info_and_error_keys_of_the_service_exchange(self):
-        queue = notification_queue("nova", "osism-events")
+    def test_binds_every_priority_of_every_topic_on_the_service_exchange(self):
+        cinder = NotificationSource("cinder", "openstack", ["notifications", "mine"])
 
+        queue = notification_queue(cinder, "osism-events")
+
+        assert queue.name == "osism-events-cinder"
         assert {(b.exchange.name, b.routing_key) for b in queue.bindings} == {
-            ("nova", "nova_versioned_notifications.info"),
-            ("nova", "nova_versioned_notifications.error"),
+            ("openstack", "notifications.info"),
+            ("openstack", "notifications.warn"),
+            ("openstack", "notifications.error"),
+            ("openstack", "notifications.critical"),
+            ("openstack", "mine.info"),
+            ("openstack", "mine.warn"),
+            ("openstack", "mine.error"),
+            ("openstack", "mine.critical"),
         }
 
+    def test_the_priorities_are_those_oslo_puts_into_routing_keys_for_events(self):
+        # oslo.messaging lower-cases the priority; warn() and warning() both
+        # send "warn". debug, audit and sample are left out on purpose.
+        assert PRIORITIES == ("info", "warn", "error", "critical")
+
     def test_asserts_the_topic_exchange_exists_and_never_creates_it(self):
-        queue = notification_queue("ironic", "osism-events")
+        queue = notification_queue(IRONIC, "osism-events")
 
         for queue_binding in queue.bindings:
             assert queue_binding.exchange.type == "topic"
@@ -230,6 +261,9 @@ class TestListenerSettings:
             "test-events-ironic",
             "test-events-glance",
         ]
+        assert listener.sources["glance"] == NotificationSource(
+            "glance", "glance", ["glance_versioned_notifications"]
+        )
 
     def test_defaults_are_the_six_services_and_the_osism_events_prefix(
         self, event_bridge, monkeypatch
@@ -238,9 +272,17 @@ class TestListenerSettings:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv("LISTENER_HEARTBEAT", raising=False)
 
+        for name in ("LISTENER_TOPICS",):
+            monkeypatch.delenv(name, raising=False)
+
         listener = Listener(event_bridge)
 
         assert listener.services == LISTENER_EXCHANGES
+        # Today's default: each service's own exchange and versioned topic.
+        assert all(
+            source == (service, service, [f"{service}_versioned_notifications"])
+            for service, source in listener.sources.items()
+        )
         assert LISTENER_EXCHANGES == [
             "ironic",
             "nova",
@@ -258,6 +300,7 @@ class TestListenerSettings:
         monkeypatch.setenv("LISTENER_EXCHANGES", " nova, ironic,,nova ")
         monkeypatch.setenv("LISTENER_QUEUE_PREFIX", "mine")
         monkeypatch.setenv("LISTENER_HEARTBEAT", "10")
+        monkeypatch.delenv("LISTENER_TOPICS", raising=False)
 
         listener = Listener(event_bridge)
 
@@ -309,10 +352,31 @@ class TestConsumers:
 
 class TestParseNotification:
     def test_an_oslo_envelope_gives_its_event_type_and_payload(self):
-        assert parse_notification(oslo(NOTIFICATION)) == (EVENT_TYPE, PAYLOAD)
+        assert parse_notification(oslo(NOTIFICATION)) == PARSED
 
     def test_an_unwrapped_notification_gives_its_event_type_and_payload(self):
-        assert parse_notification(NOTIFICATION) == (EVENT_TYPE, PAYLOAD)
+        assert parse_notification(NOTIFICATION) == PARSED
+
+    def test_what_it_gives_unpacks_into_event_type_payload_and_publisher(self):
+        event_type, payload, publisher_id = parse_notification(NOTIFICATION)
+
+        assert (event_type, payload, publisher_id) == (
+            EVENT_TYPE,
+            PAYLOAD,
+            "ironic-conductor.host1",
+        )
+
+    @pytest.mark.parametrize(
+        "publisher_id", [None, "", 7, ["ironic-conductor.host1"]], ids=repr
+    )
+    def test_a_missing_or_unusable_publisher_id_is_none_not_malformed(
+        self, publisher_id
+    ):
+        body = {**NOTIFICATION, "publisher_id": publisher_id}
+        without = {k: v for k, v in NOTIFICATION.items() if k != "publisher_id"}
+
+        assert parse_notification(oslo(body)).publisher_id is None
+        assert parse_notification(without) == (EVENT_TYPE, PAYLOAD, None)
 
     @pytest.mark.parametrize(
         "body, reason",
@@ -354,18 +418,18 @@ class TestDecodeNotification:
     def test_a_json_message_is_decoded_by_its_content_type(self, openstack):
         openstack.queue_message("q", oslo(NOTIFICATION))
 
-        assert decode_notification(openstack.receive("q")) == (EVENT_TYPE, PAYLOAD)
+        assert decode_notification(openstack.receive("q")) == PARSED
 
     def test_a_compressed_message_is_decompressed(self, openstack):
         openstack.queue_message("q", oslo(NOTIFICATION), compression="zlib")
 
-        assert decode_notification(openstack.receive("q")) == (EVENT_TYPE, PAYLOAD)
+        assert decode_notification(openstack.receive("q")) == PARSED
 
     def test_a_message_without_content_type_is_read_as_json(self, openstack):
         body = json.dumps(oslo(NOTIFICATION)).encode()
         openstack.queue_message("q", body, content_type=None, content_encoding=None)
 
-        assert decode_notification(openstack.receive("q")) == (EVENT_TYPE, PAYLOAD)
+        assert decode_notification(openstack.receive("q")) == PARSED
 
     def test_a_body_that_is_not_json_is_malformed(self, openstack):
         openstack.queue_message(
@@ -413,9 +477,9 @@ class TestHandingOver:
         run_until(listener, counted(listener, "handed_over", 3), first=publish)
 
         assert handed_over(event_bridge) == [
-            call("baremetal.node.a", PAYLOAD),
-            call("baremetal.node.b", PAYLOAD),
-            call("baremetal.node.c", PAYLOAD),
+            event("baremetal.node.a"),
+            event("baremetal.node.b"),
+            event("baremetal.node.c"),
         ]
         assert listener.stats["received"] == 3
 
@@ -433,7 +497,7 @@ class TestHandingOver:
 
         listener.handle_message = keep
         acknowledged_at_hand_over = []
-        event_bridge.add_event.side_effect = lambda *event: (
+        event_bridge.add_event.side_effect = lambda *args, **kwargs: (
             acknowledged_at_hand_over.append(messages[-1].acknowledged)
         )
 
@@ -461,8 +525,119 @@ class TestHandingOver:
 
         run_until(listener, counted(listener, "handed_over", 1), first=publish)
 
-        assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
+        assert handed_over(event_bridge) == [event()]
         assert listener.stats["received"] == 1
+
+    def test_a_notification_without_publisher_is_handed_over_without_the_keyword(
+        self, make_listener, event_bridge, openstack
+    ):
+        """A bridge that predates publisher_id takes it as before."""
+        anonymous = {k: v for k, v in NOTIFICATION.items() if k != "publisher_id"}
+        openstack.queue_message("test-events-ironic", oslo(anonymous))
+        openstack.queue_message(
+            "test-events-ironic", {**NOTIFICATION, "publisher_id": ""}
+        )
+        listener = make_listener()
+
+        run_until(listener, counted(listener, "handed_over", 2))
+
+        assert handed_over(event_bridge) == 2 * [call(EVENT_TYPE, PAYLOAD)]
+
+
+class TestTopics:
+    """LISTENER_EXCHANGES and LISTENER_TOPICS on the in-memory broker: each
+    service is consumed from its exchange and topics, in one form only."""
+
+    SETTINGS = {
+        "listener_exchanges": "ironic,nova,neutron,cinder=openstack",
+        "listener_topics": (
+            "nova=versioned_notifications;neutron=notifications;" "cinder=notifications"
+        ),
+    }
+
+    def test_stock_topics_are_consumed_and_nothing_else(
+        self, make_listener, event_bridge, openstack
+    ):
+        for exchange in ("ironic", "nova", "neutron", "openstack", "cinder"):
+            openstack.start(exchange)
+        listener = make_listener(**self.SETTINGS)
+
+        def publish() -> None:
+            # Consumed: each service's configured form, any carried priority.
+            openstack.notify(
+                "nova",
+                oslo(notification("instance.power_off.end")),
+                "versioned_notifications.info",
+            )
+            openstack.notify(
+                "neutron", oslo(notification("port.create.end")), "notifications.error"
+            )
+            openstack.notify(
+                "openstack",
+                oslo(notification("volume.create.end")),
+                "notifications.warn",
+            )
+            openstack.notify("ironic", oslo(notification("baremetal.node.a")), INFO_KEY)
+            # Not consumed: nova's other form, the default topic of a service
+            # that has its own, cinder on an exchange that is not its, and
+            # priorities the listener leaves out.
+            openstack.notify(
+                "nova",
+                oslo(notification("compute.instance.power_off.end")),
+                "notifications.info",
+            )
+            openstack.notify(
+                "nova",
+                oslo(notification("nova.x")),
+                "nova_versioned_notifications.info",
+            )
+            openstack.notify(
+                "cinder", oslo(notification("volume.x")), "notifications.info"
+            )
+            for priority in ("debug", "audit", "sample"):
+                openstack.notify(
+                    "neutron", oslo(notification("x")), f"notifications.{priority}"
+                )
+            openstack.notify(
+                "neutron",
+                oslo(notification("network.create.end")),
+                "notifications.critical",
+            )
+
+        run_until(listener, counted(listener, "handed_over", 5), first=publish)
+
+        assert sorted(c.args[0] for c in handed_over(event_bridge)) == [
+            "baremetal.node.a",
+            "instance.power_off.end",
+            "network.create.end",
+            "port.create.end",
+            "volume.create.end",
+        ]
+        assert listener.stats["received"] == 5
+
+    def test_bound_lines_name_the_exchange_and_every_routing_key(
+        self, make_listener, openstack, listener_logs
+    ):
+        openstack.start("openstack")
+        listener = make_listener(**self.SETTINGS)
+
+        run_until(listener, lambda: listener.stats["bound"] == 1)
+
+        bound = [r for r in listener_logs() if r[2].startswith("Bound")]
+        assert bound == [
+            log(
+                logging.INFO,
+                "Bound queue test-events-cinder to exchange openstack (routing keys "
+                "notifications.info, notifications.warn, notifications.error, "
+                "notifications.critical)",
+            )
+        ]
+        missing = [r[2] for r in listener_logs() if "is not there yet" in r[2]]
+        assert missing == [
+            f"Exchange {name} is not there yet ({MISSING.format(name)}); trying "
+            "again every 60 s"
+            for name in ("ironic", "nova", "neutron")
+        ]
 
 
 class TestMalformedMessages:
@@ -479,7 +654,7 @@ class TestMalformedMessages:
 
         run_until(listener, counted(listener, "handed_over", 1), first=publish)
 
-        assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
+        assert handed_over(event_bridge) == [event()]
         assert listener.stats["malformed"] == 1
         assert listener.stats["received"] == 2
         malformed = [r for r in listener_logs() if "malformed" in r[2]]
@@ -619,13 +794,15 @@ class TestBindingExchanges:
             log(
                 logging.INFO,
                 "Bound queue test-events-ironic to exchange ironic (routing keys "
-                f"{INFO_KEY}, {ERROR_KEY})",
+                f"{IRONIC_KEYS})",
             ),
             log(
                 logging.INFO,
                 "Bound queue test-events-nova to exchange nova (routing keys "
                 "nova_versioned_notifications.info, "
-                "nova_versioned_notifications.error)",
+                "nova_versioned_notifications.warn, "
+                "nova_versioned_notifications.error, "
+                "nova_versioned_notifications.critical)",
             ),
         ]
 
@@ -685,7 +862,7 @@ class TestBindingExchanges:
 
         run_until(listener, counted(listener, "handed_over", 1))
 
-        assert handed_over(event_bridge) == [call(EVENT_TYPE, PAYLOAD)]
+        assert handed_over(event_bridge) == [event()]
         assert listener.unbound == ["ironic", "nova"]
 
     def test_a_channel_that_fails_to_close_is_only_logged_at_debug(self, listener_logs):
@@ -932,8 +1109,11 @@ class TestServe:
         lines = listener_logs()
         assert lines[0] == log(
             logging.INFO,
-            "Listener starting: broker memory:///, exchanges ironic, nova, queues "
-            "test-events-<exchange>",
+            "Listener starting: broker memory:///, queues test-events-<service>: "
+            "ironic (exchange ironic, routing keys "
+            "ironic_versioned_notifications.{info,warn,error,critical}); "
+            "nova (exchange nova, routing keys "
+            "nova_versioned_notifications.{info,warn,error,critical})",
         )
         assert lines[-3:] == [
             log(logging.INFO, f"Received {sig.name}, stopping the listener"),
@@ -975,7 +1155,8 @@ class TestServe:
         self, mocker, monkeypatch, previous_handlers
     ):
         monkeypatch.setenv("BROKER_URI", "memory://")
-        monkeypatch.setenv("LISTENER_EXCHANGES", "cinder")
+        monkeypatch.setenv("LISTENER_EXCHANGES", "cinder=openstack")
+        monkeypatch.setenv("LISTENER_TOPICS", "cinder=notifications,mine")
         bridge_cls = mocker.patch.object(listener_module, "EventBridge")
         mocker.patch.object(Listener, "run")
 
@@ -983,5 +1164,7 @@ class TestServe:
 
         bridge_cls.assert_called_once_with()
         assert listener.bridge is bridge_cls.return_value
-        assert listener.services == ["cinder"]
+        assert listener.sources == {
+            "cinder": ("cinder", "openstack", ["notifications", "mine"])
+        }
         bridge_cls.return_value.shutdown.assert_called_once_with()
