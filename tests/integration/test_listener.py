@@ -32,11 +32,13 @@ class Case(NamedTuple):
     priority: str
     event_type: str
     service_type: str
+    # The publisher id as the service sends it; "{node}" is the node's name.
+    publisher: str
 
 
 def versioned_payload(case: Case, node: str, resource_id: str) -> Dict[str, Any]:
-    """A versioned notification payload of ``case.service`` naming ``node``
-    and ``resource_id`` the way osism.services.notifications reads them."""
+    """A payload of ``case.service`` as the service sends it, concerning
+    ``node`` and ``resource_id`` (see osism.services.notifications)."""
     if case.service == "nova":
         data = {"uuid": resource_id, "host": node, "display_name": "vm-1"}
         return {
@@ -46,8 +48,9 @@ def versioned_payload(case: Case, node: str, resource_id: str) -> Dict[str, Any]
             "nova_object.data": {**data, "state": "stopped", "power_state": "shutdown"},
         }
     if case.service == "neutron":
-        data = {"id": resource_id, "name": node, "device_id": "inst-1"}
-        return {"neutron_object.data": {**data, "status": "ACTIVE"}}
+        # Legacy: neutron has no versioned notifications.
+        port = {"id": resource_id, "binding:host_id": node, "device_id": "inst-1"}
+        return {"port": {**port, "name": "", "status": "ACTIVE"}}
     return {
         "ironic_object.name": "NodeSetPowerStatePayload",
         "ironic_object.namespace": "ironic",
@@ -62,10 +65,22 @@ def versioned_payload(case: Case, node: str, resource_id: str) -> Dict[str, Any]
 
 
 CASES = [
-    Case("ironic", "info", "baremetal.node.power_set.end", "baremetal"),
-    Case("ironic", "error", "baremetal.node.provision_set.error", "baremetal"),
-    Case("nova", "info", "compute.instance.power_off.end", "compute"),
-    Case("neutron", "info", "network.port.update.end", "network"),
+    Case(
+        "ironic",
+        "info",
+        "baremetal.node.power_set.end",
+        "baremetal",
+        "ironic-conductor.host1",
+    ),
+    Case(
+        "ironic",
+        "error",
+        "baremetal.node.provision_set.error",
+        "baremetal",
+        "ironic-conductor.host1",
+    ),
+    Case("nova", "info", "instance.power_off.end", "compute", "nova-compute:{node}"),
+    Case("neutron", "info", "port.update.end", "network", "network.host1"),
 ]
 
 
@@ -94,10 +109,16 @@ class TestANotificationReachesAFilteredWebSocketClient:
         node, resource_id = unique("node"), unique("resource")
         payload = versioned_payload(case, node, resource_id)
 
+        publisher = case.publisher.format(node=node)
+
         async with open_stream(server.ws_url, node_filters=[node]) as stream:
             await anyio.to_thread.run_sync(
                 lambda: notifier.notify(
-                    case.service, case.event_type, payload, case.priority
+                    case.service,
+                    case.event_type,
+                    payload,
+                    case.priority,
+                    publisher_id=publisher,
                 )
             )
             frame = await stream.receive()
@@ -106,7 +127,10 @@ class TestANotificationReachesAFilteredWebSocketClient:
         assert frame["source"] == "openstack"
         assert frame["node_name"] == node
         assert frame["data"]["resource_id"] == resource_id
-        assert frame["data"] == expected_data(payload, case.service_type, resource_id)
+        assert frame["data"] == {
+            **expected_data(payload, case.service_type, resource_id),
+            "publisher_id": publisher,
+        }
 
 
 class TestExchanges:

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import logging
 import queue
+import sys
 import types
 from collections import Counter
 from unittest.mock import AsyncMock, MagicMock, call
@@ -1264,3 +1265,19 @@ class TestModuleImport:
         assert module.REDIS_CHANNEL == "osism:events"
         assert module.event_bridge._redis_tried is False
         assert module.event_bridge._redis_client is None
+
+
+class TestLazyImport:
+    """redis-py is loaded on first use; the helper that defers it."""
+
+    def test_a_module_not_imported_yet_is_loaded_on_first_use(self, monkeypatch):
+        # colorsys: a small standard module nothing here imports.
+        monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+
+        module = event_bridge_module._import_lazily("colorsys")
+
+        assert sys.modules["colorsys"] is module
+        assert module.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+
+    def test_a_module_imported_already_is_returned_as_it_is(self):
+        assert event_bridge_module._import_lazily("json") is json
