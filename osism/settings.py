@@ -280,8 +280,8 @@ class Settings(BaseSettings):
         default=10.0,
         ge=1,
         description=(
-            "Longest wait between attempts to reach the broker; the wait grows "
-            "from 1 s by 1 s per attempt up to this (LISTENER_RECONNECT_MAX_DELAY)"
+            "Longest wait between attempts to reach the broker; the wait "
+            "doubles from 1 s up to this (LISTENER_RECONNECT_MAX_DELAY)"
         ),
     )
     listener_heartbeat: float = Field(

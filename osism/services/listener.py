@@ -36,7 +36,6 @@ means, and when to stop.
   requeued.
 """
 
-import json
 import logging
 import signal
 import threading
@@ -44,24 +43,28 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
+from typing import Any, Iterator, List, Optional, Set
 
-from kombu import Connection, Exchange, Queue, binding
+from kombu import Connection
+from kombu.exceptions import OperationalError
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 from kombu.utils.url import maybe_sanitize_url
 
 from osism.services.event_bridge import EventBridge
-from osism.settings import Settings, get_settings
+from osism.services.notification_queues import (
+    notification_queue,
+    notification_sources,
+)
+from osism.services.oslo_messages import (
+    MalformedNotification,
+    body_excerpt,
+    decode_notification,
+)
+from osism.services.retry import Backoff
+from osism.settings import Settings
 
 logger = logging.getLogger("osism.listener")
-
-# The notification priorities the listener carries; each is a routing key
-# "<topic>.<priority>". oslo.messaging lower-cases the priority into the key,
-# and its warn() and warning() both send "warn". Left out: "debug" (below
-# the services' default level, chatter), "audit" and "sample" (metering and
-# audit records in bulk, not the resource events the stream is for).
-PRIORITIES = ("info", "warn", "error", "critical")
 
 # Unacknowledged messages the broker may send ahead: enough to keep the
 # pipe full, few enough that a restart redelivers little.
@@ -72,130 +75,13 @@ PREFETCH_COUNT = 100
 # signal does not cut the wait short.
 DRAIN_TIMEOUT = 0.25
 
-# The first wait before reconnecting; kombu adds this much per failed
-# attempt, up to LISTENER_RECONNECT_MAX_DELAY.
+# The first wait before reconnecting; it doubles after each failed attempt,
+# up to LISTENER_RECONNECT_MAX_DELAY.
 RECONNECT_DELAY = 1.0
-
-# How much of a malformed message's body is logged.
-BODY_EXCERPT_BYTES = 200
-
-
-class MalformedNotification(ValueError):
-    """A message that is not an OpenStack notification; the reason says why."""
 
 
 class ListenerStopping(Exception):
-    """Raised out of kombu's connection retries when a stop was asked for."""
-
-
-class NotificationSource(NamedTuple):
-    """Where one service's notifications are consumed from."""
-
-    service: str
-    exchange: str
-    topics: Sequence[str]
-
-    @property
-    def routing_keys(self) -> List[str]:
-        return [f"{topic}.{p}" for topic in self.topics for p in PRIORITIES]
-
-    def describe(self) -> str:
-        """Exchange and routing keys, short: ``exchange nova, routing keys
-        versioned_notifications.{info,warn,error,critical}``."""
-        priorities = "{" + ",".join(PRIORITIES) + "}"
-        keys = ", ".join(f"{topic}.{priorities}" for topic in self.topics)
-        return f"exchange {self.exchange}, routing keys {keys}"
-
-
-class Notification(NamedTuple):
-    """What the listener hands to the event bridge of one notification."""
-
-    event_type: str
-    payload: Dict[str, Any]
-    # Who sent it ("nova-compute:compute1", "network.ctrl1"); None when the
-    # message has none or it is not a non-empty string.
-    publisher_id: Optional[str] = None
-
-
-def notification_sources(settings: Settings) -> Dict[str, NotificationSource]:
-    """Service -> its exchange and topics, from the settings."""
-    return {
-        service: NotificationSource(service, exchange, settings.topics_of(service))
-        for service, exchange in settings.listener_exchanges.items()
-    }
-
-
-def notification_queue(source: NotificationSource, prefix: str) -> Queue:
-    """The listener's durable queue for one service, bound to every routing
-    key of its topics on its exchange."""
-    exchange = Exchange(source.exchange, type="topic", durable=False, passive=True)
-    return Queue(
-        f"{prefix}-{source.service}",
-        durable=True,
-        auto_delete=False,
-        bindings=[binding(exchange, routing_key=key) for key in source.routing_keys],
-    )
-
-
-def parse_notification(body: Any) -> Notification:
-    """``event_type``, ``payload`` and ``publisher_id`` of a decoded message
-    body.
-
-    Takes the oslo.messaging envelope (``{"oslo.version": "2.0",
-    "oslo.message": "<json>"}``) as well as an unwrapped notification. A
-    missing or unusable ``publisher_id`` is no reason to drop the event.
-    """
-    if not isinstance(body, dict):
-        raise MalformedNotification(
-            f"expected a JSON object, got {type(body).__name__}"
-        )
-    if "oslo.message" in body:
-        inner = body["oslo.message"]
-        if not isinstance(inner, str):
-            raise MalformedNotification("'oslo.message' is not a string")
-        try:
-            body = json.loads(inner)
-        except ValueError as e:
-            raise MalformedNotification(f"'oslo.message' is not JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise MalformedNotification(
-                f"'oslo.message' is not a JSON object but {type(body).__name__}"
-            )
-    event_type = body.get("event_type")
-    if not isinstance(event_type, str) or not event_type:
-        raise MalformedNotification("missing or empty 'event_type'")
-    payload = body.get("payload")
-    if not isinstance(payload, dict):
-        raise MalformedNotification("missing or non-object 'payload'")
-    publisher_id = body.get("publisher_id")
-    if not isinstance(publisher_id, str) or not publisher_id:
-        publisher_id = None
-    return Notification(event_type, payload, publisher_id)
-
-
-def decode_notification(message: Message) -> Notification:
-    """``event_type``, ``payload`` and ``publisher_id`` of a message from
-    RabbitMQ.
-
-    kombu decodes the body by its content type (JSON only, see
-    :meth:`Listener.get_consumers`) and undoes compression; a body sent
-    without content type arrives as bytes and is read as JSON here.
-    """
-    try:
-        body = message.decode()
-        if isinstance(body, (bytes, str)):
-            body = json.loads(body)
-    except Exception as e:
-        raise MalformedNotification(
-            f"body is not JSON (content type {message.content_type!r}): {e}"
-        ) from None
-    return parse_notification(body)
-
-
-def body_excerpt(message: Message) -> Any:
-    """The first bytes of a message's body (bytes, or str as py-amqp decodes
-    a UTF-8 body), for a log line."""
-    return (message.body or b"")[:BODY_EXCERPT_BYTES]
+    """Raised out of the connection retries when a stop was asked for."""
 
 
 def sanitized_uris(broker_uri: str) -> List[str]:
@@ -213,13 +99,19 @@ def _close_quietly(channel: Any) -> None:
 class Listener(ConsumerMixin):
     """Consumes the notification queues and hands each event to the bridge.
 
-    ``run()`` consumes until :meth:`stop`; reconnecting after a lost
-    connection is kombu's job (``ensure_connection`` with back-off).
+    ``run()`` consumes until :meth:`stop`, reconnecting after a lost
+    connection with ``backoff`` (by default from RECONNECT_DELAY doubling up
+    to LISTENER_RECONNECT_MAX_DELAY).
     """
 
-    def __init__(self, bridge: Any, settings: Optional[Settings] = None) -> None:
-        settings = get_settings() if settings is None else settings
+    def __init__(
+        self, bridge: Any, settings: Settings, backoff: Optional[Backoff] = None
+    ) -> None:
         self.bridge = bridge
+        self.backoff = backoff or Backoff(
+            RECONNECT_DELAY,
+            max(RECONNECT_DELAY, settings.listener_reconnect_max_delay),
+        )
         # The heartbeat makes a connection that died without a word (a
         # broker host gone, a connection reset that never arrived) fail
         # after twice its interval; the consume loop checks it whenever it
@@ -234,7 +126,6 @@ class Listener(ConsumerMixin):
             for service, source in self.sources.items()
         }
         self.exchange_retry_interval = settings.listener_exchange_retry_interval
-        self.reconnect_max_delay = settings.listener_reconnect_max_delay
         self.stats: Counter[str] = Counter()
         # Services whose exchange the queue is not bound to yet on the
         # current connection, and when to try them again.
@@ -257,9 +148,9 @@ class Listener(ConsumerMixin):
         """Consume until :meth:`stop`, reconnecting whenever the connection is lost.
 
         kombu's ``ConsumerMixin.run`` with two changes: a stop asked for
-        while kombu waits for the broker ends the wait (``ListenerStopping``
-        from the retry callback), and a lost connection is one log line
-        rather than a traceback, since broker restarts are routine.
+        while the broker cannot be reached ends the wait
+        (``ListenerStopping``), and a lost connection is one log line rather
+        than a traceback, since broker restarts are routine.
         """
         errors = self.connection.connection_errors + self.connection.channel_errors
         while not self.should_stop:
@@ -278,12 +169,8 @@ class Listener(ConsumerMixin):
                     e,
                 )
                 # kombu's restart limit: at most one restart a second.
-                self._stopped.wait(RECONNECT_DELAY)
+                self._stopped.wait(self.backoff.first)
         logger.info("Stopped consuming")
-
-    def _raise_if_stopping(self) -> None:
-        if self.should_stop:
-            raise ListenerStopping()
 
     @contextmanager
     def establish_connection(self) -> Iterator[Any]:
@@ -297,14 +184,7 @@ class Listener(ConsumerMixin):
         conn = self.create_connection()
         self._connecting = conn
         try:
-            conn.ensure_connection(
-                self.on_connection_error,
-                self.connect_max_retries,
-                interval_start=RECONNECT_DELAY,
-                interval_step=RECONNECT_DELAY,
-                interval_max=self.reconnect_max_delay,
-                callback=self._raise_if_stopping,
-            )
+            self._connect(conn)
             yield conn
         except conn.connection_errors:
             conn.collect()
@@ -313,6 +193,21 @@ class Listener(ConsumerMixin):
             conn.release()
             raise
         conn.release()
+
+    def _connect(self, conn: Any) -> None:
+        """Try the brokers of the cluster in turn until one answers, waiting
+        after each failed attempt as :attr:`backoff` says, or until a stop."""
+        delays = self.backoff.delays()
+        while True:
+            try:
+                conn.ensure_connection(max_retries=0)
+                return
+            except (OperationalError, *conn.recoverable_connection_errors) as exc:
+                delay = next(delays)
+                self.on_connection_error(exc, delay)
+                conn.maybe_switch_next()
+                if self._stopped.wait(delay):
+                    raise ListenerStopping() from None
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
         self.stats["connect_failed"] += 1
@@ -463,12 +358,11 @@ class Listener(ConsumerMixin):
         message.ack()
 
 
-def serve(settings: Optional[Settings] = None, bridge: Any = None) -> Listener:
+def serve(settings: Settings, bridge: Any = None) -> Listener:
     """Run a listener until SIGTERM or SIGINT, then shut the bridge down.
 
     Returns the listener (its ``stats``) once it stopped.
     """
-    settings = get_settings() if settings is None else settings
     if bridge is None:
         bridge = EventBridge()
     listener = Listener(bridge, settings)

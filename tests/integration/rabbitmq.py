@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from osism.services.listener import PRIORITIES
+from osism.services.notification_queues import PRIORITIES
 from osism.settings import default_topic
 
 # Deadlines (seconds). The node boots in about 4 s and stops in about 3 s

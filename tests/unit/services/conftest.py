@@ -7,6 +7,7 @@ from kombu.transport import memory
 
 from osism.services.event_bridge import EventBridge
 from osism.services.websocket_manager import WebSocketManager
+from tests.unit.services.openstack_bus import OpenStack
 
 LogRecordTuple = Tuple[str, int, str]
 
@@ -100,3 +101,9 @@ def memory_broker() -> Iterator[None]:
 def listener_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
     caplog.set_level(logging.DEBUG, logger="osism.listener")
     return lambda: [r for r in caplog.record_tuples if r[0] == "osism.listener"]
+
+
+@pytest.fixture
+def openstack() -> OpenStack:
+    """The services' side of kombu's in-memory broker (needs memory_broker)."""
+    return OpenStack()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List
 from unittest.mock import MagicMock, call
 
 import pytest
-from kombu import Connection, Exchange, Producer, Queue
+from kombu import Connection
 from kombu.exceptions import ConnectionError as AmqpConnectionError
 from kombu.message import Message
 from kombu.transport import memory
@@ -19,47 +19,34 @@ from kombu.transport import memory
 from osism.services import listener as listener_module
 from osism.services.listener import (
     PREFETCH_COUNT,
-    PRIORITIES,
     Listener,
-    MalformedNotification,
-    Notification,
-    NotificationSource,
-    decode_notification,
-    notification_queue,
-    parse_notification,
     sanitized_uris,
     serve,
 )
+from osism.services.notification_queues import NotificationSource
+from osism.services.retry import Backoff
 from osism.settings import LISTENER_EXCHANGES, Settings
+from tests.unit.services.openstack_bus import (
+    EVENT_TYPE,
+    NOTIFICATION,
+    PAYLOAD,
+    PUBLISHER,
+    Tripwire,
+    UNPICKLED,
+    oslo,
+)
 
 pytestmark = pytest.mark.usefixtures("memory_broker")
 
 LOGGER = "osism.listener"
 PREFIX = "test-events"
-EVENT_TYPE = "baremetal.node.power_set.end"
-PAYLOAD = {"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}
-PUBLISHER = "ironic-conductor.host1"
-NOTIFICATION = {
-    "message_id": "6b4c6a4e-1",
-    "publisher_id": PUBLISHER,
-    "event_type": EVENT_TYPE,
-    "priority": "INFO",
-    "payload": PAYLOAD,
-    "timestamp": "2026-11-25 09:00:00.000000",
-}
 INFO_KEY = "ironic_versioned_notifications.info"
 ERROR_KEY = "ironic_versioned_notifications.error"
 IRONIC_KEYS = (
     "ironic_versioned_notifications.info, ironic_versioned_notifications.warn, "
     "ironic_versioned_notifications.error, ironic_versioned_notifications.critical"
 )
-PARSED = Notification(EVENT_TYPE, PAYLOAD, PUBLISHER)
 MISSING = "Channel.exchange_declare: (404) NOT_FOUND - no exchange '{}' in vhost '/'"
-
-
-def oslo(notification: Dict[str, Any]) -> Dict[str, Any]:
-    """The oslo.messaging 2.0 envelope around a notification."""
-    return {"oslo.version": "2.0", "oslo.message": json.dumps(notification)}
 
 
 def notification(event_type: str = EVENT_TYPE, **payload: Any) -> Dict[str, Any]:
@@ -117,12 +104,14 @@ def run_until(
     assert condition(), f"not reached within {timeout:g} s: {listener.stats}"
 
 
+# Reconnecting waits a millisecond, so tests of failing connections run at once.
+QUICK = Backoff(0.001, 0.001)
+
+
 @pytest.fixture(autouse=True)
 def quick_loop(monkeypatch):
-    """The loop looks at stop requests every 10 ms, and retries connecting
-    without waiting."""
+    """The loop looks at stop requests every 10 ms."""
     monkeypatch.setattr(listener_module, "DRAIN_TIMEOUT", 0.01)
-    monkeypatch.setattr(listener_module, "RECONNECT_DELAY", 0.0)
 
 
 @pytest.fixture
@@ -133,69 +122,7 @@ def event_bridge() -> MagicMock:
 
 @pytest.fixture
 def make_listener(event_bridge) -> Callable[..., Listener]:
-    return lambda **overrides: Listener(event_bridge, settings(**overrides))
-
-
-class OpenStack:
-    """The services' side of the in-memory broker: declares their exchanges
-    as oslo.messaging does (topic, not durable) and publishes notifications."""
-
-    def __init__(self) -> None:
-        self.connection = Connection("memory://")
-        self.channel = self.connection.channel()
-
-    def start(self, service: str) -> None:
-        Exchange(service, type="topic", durable=False)(self.channel).declare()
-
-    def notify(
-        self, service: str, body: Any, routing_key: str = "", **options: Any
-    ) -> None:
-        self.start(service)
-        Producer(self.channel).publish(
-            body,
-            exchange=service,
-            routing_key=routing_key or f"{service}_versioned_notifications.info",
-            **options,
-        )
-
-    def later(self, service: str, body: Any, **options: Any) -> Callable[[], None]:
-        """``notify`` to be called later (see ``run_until``'s ``first``)."""
-        return lambda: self.notify(service, body, **options)
-
-    def queue_message(self, queue: str, body: Any, **options: Any) -> None:
-        """Put a message straight into one of the listener's queues."""
-        Queue(queue)(self.channel).queue_declare()
-        Producer(self.channel).publish(body, routing_key=queue, **options)
-
-    def receive(self, queue: str) -> Message:
-        """The next message of ``queue``, as the listener's consumer gets it."""
-        message = Queue(queue)(self.channel).get(
-            no_ack=False, accept=["application/json"]
-        )
-        assert message is not None, f"queue {queue} is empty"
-        return message
-
-    def queued(self, queue: str) -> int:
-        return int(Queue(queue)(self.channel).queue_declare(passive=True).message_count)
-
-
-@pytest.fixture
-def openstack() -> OpenStack:
-    return OpenStack()
-
-
-# Every Tripwire ever unpickled in this process.
-UNPICKLED: List[Any] = []
-
-
-class Tripwire:
-    """An object that says so when it is unpickled."""
-
-    def __getstate__(self) -> Dict[str, Any]:
-        return {"armed": True}
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        UNPICKLED.append(state)
+    return lambda **overrides: Listener(event_bridge, settings(**overrides), QUICK)
 
 
 def handed_over(event_bridge: MagicMock) -> List[Any]:
@@ -205,51 +132,6 @@ def handed_over(event_bridge: MagicMock) -> List[Any]:
 def event(event_type: str = EVENT_TYPE, payload: Any = PAYLOAD) -> Any:
     """How a notification of NOTIFICATION's publisher is handed over."""
     return call(event_type, payload, publisher_id=PUBLISHER)
-
-
-# --------------------------------------------------------------------------
-# Declarations
-
-
-IRONIC = NotificationSource("ironic", "ironic", ["ironic_versioned_notifications"])
-
-
-class TestNotificationQueue:
-    def test_is_durable_and_named_prefix_dash_service(self):
-        queue = notification_queue(IRONIC, "osism-events")
-
-        assert queue.name == "osism-events-ironic"
-        assert queue.durable is True
-        assert queue.auto_delete is False
-
-    def test_binds_every_priority_of_every_topic_on_the_service_exchange(self):
-        cinder = NotificationSource("cinder", "openstack", ["notifications", "mine"])
-
-        queue = notification_queue(cinder, "osism-events")
-
-        assert queue.name == "osism-events-cinder"
-        assert {(b.exchange.name, b.routing_key) for b in queue.bindings} == {
-            ("openstack", "notifications.info"),
-            ("openstack", "notifications.warn"),
-            ("openstack", "notifications.error"),
-            ("openstack", "notifications.critical"),
-            ("openstack", "mine.info"),
-            ("openstack", "mine.warn"),
-            ("openstack", "mine.error"),
-            ("openstack", "mine.critical"),
-        }
-
-    def test_the_priorities_are_those_oslo_puts_into_routing_keys_for_events(self):
-        # oslo.messaging lower-cases the priority; warn() and warning() both
-        # send "warn". debug, audit and sample are left out on purpose.
-        assert PRIORITIES == ("info", "warn", "error", "critical")
-
-    def test_asserts_the_topic_exchange_exists_and_never_creates_it(self):
-        queue = notification_queue(IRONIC, "osism-events")
-
-        for queue_binding in queue.bindings:
-            assert queue_binding.exchange.type == "topic"
-            assert queue_binding.exchange.passive is True
 
 
 class TestListenerSettings:
@@ -275,7 +157,7 @@ class TestListenerSettings:
         for name in ("LISTENER_TOPICS",):
             monkeypatch.delenv(name, raising=False)
 
-        listener = Listener(event_bridge)
+        listener = Listener(event_bridge, Settings())
 
         assert listener.services == LISTENER_EXCHANGES
         # Today's default: each service's own exchange and versioned topic.
@@ -302,7 +184,7 @@ class TestListenerSettings:
         monkeypatch.setenv("LISTENER_HEARTBEAT", "10")
         monkeypatch.delenv("LISTENER_TOPICS", raising=False)
 
-        listener = Listener(event_bridge)
+        listener = Listener(event_bridge, Settings())
 
         assert listener.services == ["nova", "ironic"]
         assert listener.queues["nova"].name == "mine-nova"
@@ -347,115 +229,6 @@ class TestConsumers:
 
 
 # --------------------------------------------------------------------------
-# Decoding
-
-
-class TestParseNotification:
-    def test_an_oslo_envelope_gives_its_event_type_and_payload(self):
-        assert parse_notification(oslo(NOTIFICATION)) == PARSED
-
-    def test_an_unwrapped_notification_gives_its_event_type_and_payload(self):
-        assert parse_notification(NOTIFICATION) == PARSED
-
-    def test_what_it_gives_unpacks_into_event_type_payload_and_publisher(self):
-        event_type, payload, publisher_id = parse_notification(NOTIFICATION)
-
-        assert (event_type, payload, publisher_id) == (
-            EVENT_TYPE,
-            PAYLOAD,
-            "ironic-conductor.host1",
-        )
-
-    @pytest.mark.parametrize(
-        "publisher_id", [None, "", 7, ["ironic-conductor.host1"]], ids=repr
-    )
-    def test_a_missing_or_unusable_publisher_id_is_none_not_malformed(
-        self, publisher_id
-    ):
-        body = {**NOTIFICATION, "publisher_id": publisher_id}
-        without = {k: v for k, v in NOTIFICATION.items() if k != "publisher_id"}
-
-        assert parse_notification(oslo(body)).publisher_id is None
-        assert parse_notification(without) == (EVENT_TYPE, PAYLOAD, None)
-
-    @pytest.mark.parametrize(
-        "body, reason",
-        [
-            ([NOTIFICATION], "expected a JSON object, got list"),
-            ("text", "expected a JSON object, got str"),
-            (
-                {"oslo.version": "2.0", "oslo.message": "{bad"},
-                "'oslo.message' is not JSON: Expecting property name enclosed "
-                "in double quotes: line 1 column 2 (char 1)",
-            ),
-            (
-                {"oslo.version": "2.0", "oslo.message": NOTIFICATION},
-                "'oslo.message' is not a string",
-            ),
-            (
-                {"oslo.version": "2.0", "oslo.message": "[1]"},
-                "'oslo.message' is not a JSON object but list",
-            ),
-            ({"payload": PAYLOAD}, "missing or empty 'event_type'"),
-            ({"event_type": "", "payload": PAYLOAD}, "missing or empty 'event_type'"),
-            ({"event_type": 7, "payload": PAYLOAD}, "missing or empty 'event_type'"),
-            ({"event_type": EVENT_TYPE}, "missing or non-object 'payload'"),
-            (
-                {"event_type": EVENT_TYPE, "payload": ["node1"]},
-                "missing or non-object 'payload'",
-            ),
-            (oslo({"event_type": EVENT_TYPE}), "missing or non-object 'payload'"),
-        ],
-    )
-    def test_anything_else_is_malformed_with_a_reason(self, body, reason):
-        with pytest.raises(MalformedNotification) as malformed:
-            parse_notification(body)
-
-        assert str(malformed.value) == reason
-
-
-class TestDecodeNotification:
-    def test_a_json_message_is_decoded_by_its_content_type(self, openstack):
-        openstack.queue_message("q", oslo(NOTIFICATION))
-
-        assert decode_notification(openstack.receive("q")) == PARSED
-
-    def test_a_compressed_message_is_decompressed(self, openstack):
-        openstack.queue_message("q", oslo(NOTIFICATION), compression="zlib")
-
-        assert decode_notification(openstack.receive("q")) == PARSED
-
-    def test_a_message_without_content_type_is_read_as_json(self, openstack):
-        body = json.dumps(oslo(NOTIFICATION)).encode()
-        openstack.queue_message("q", body, content_type=None, content_encoding=None)
-
-        assert decode_notification(openstack.receive("q")) == PARSED
-
-    def test_a_body_that_is_not_json_is_malformed(self, openstack):
-        openstack.queue_message(
-            "q", b"{not json", content_type="application/json", content_encoding="utf-8"
-        )
-
-        with pytest.raises(MalformedNotification) as malformed:
-            decode_notification(openstack.receive("q"))
-
-        assert str(malformed.value).startswith(
-            "body is not JSON (content type 'application/json'): "
-        )
-
-    def test_a_pickled_body_is_refused_without_being_deserialised(self, openstack):
-        openstack.queue_message("q", NOTIFICATION, serializer="pickle")
-
-        with pytest.raises(MalformedNotification) as malformed:
-            decode_notification(openstack.receive("q"))
-
-        assert str(malformed.value) == (
-            "body is not JSON (content type 'application/x-python-serialize'): "
-            "Refusing to deserialize untrusted content of type pickle "
-            "(application/x-python-serialize)"
-        )
-
-
 # --------------------------------------------------------------------------
 # Messages
 
@@ -968,29 +741,28 @@ class TestReconnecting:
         assert collect.call_args.args[0] is not release.call_args.args[0]
 
     def test_the_broker_is_tried_again_with_back_off_until_it_answers(
-        self, make_listener, openstack, mocker, failing_connects, listener_logs
+        self, event_bridge, openstack, failing_connects, listener_logs
     ):
-        failing_connects(2)
-        ensure = mocker.spy(Connection, "ensure_connection")
-        listener = make_listener(listener_reconnect_max_delay=7.0)
+        failing_connects(3)
+        listener = Listener(event_bridge, settings(), Backoff(0.001, 0.004))
 
         run_until(listener, lambda: listener.stats["bound"] == 0 and listener.unbound)
 
-        assert listener.stats["connect_failed"] == 2
-        assert ensure.call_args.kwargs == {
-            "interval_start": listener_module.RECONNECT_DELAY,
-            "interval_step": listener_module.RECONNECT_DELAY,
-            "interval_max": 7.0,
-            "callback": listener._raise_if_stopping,
-        }
+        assert listener.stats["connect_failed"] == 3
         failed = [r for r in listener_logs() if "Cannot connect" in r[2]]
-        assert failed == 2 * [
+        assert failed == [
             log(
                 logging.WARNING,
                 "Cannot connect to the broker at memory://:**@localhost// "
-                "(connection refused); next attempt in 0 s",
+                f"(connection refused); next attempt in {delay} s",
             )
+            for delay in ("0.001", "0.002", "0.004")
         ]
+
+    def test_the_back_off_runs_from_one_second_to_the_settings_cap(self, event_bridge):
+        listener = Listener(event_bridge, settings(listener_reconnect_max_delay=7.0))
+
+        assert (listener.backoff.first, listener.backoff.cap) == (1.0, 7.0)
 
     def test_the_brokers_of_a_cluster_are_tried_in_turn(
         self, make_listener, failing_connects, listener_logs
@@ -1003,7 +775,7 @@ class TestReconnecting:
         lines = [r[2] for r in listener_logs()]
         assert lines[0] == (
             "Cannot connect to the broker at memory://:**@host-a// "
-            "(connection refused); next attempt in 0 s"
+            "(connection refused); next attempt in 0.001 s"
         )
         assert lines[1].startswith(
             "Connected to the broker at memory://:**@host-b//; consuming from"
@@ -1160,7 +932,7 @@ class TestServe:
         bridge_cls = mocker.patch.object(listener_module, "EventBridge")
         mocker.patch.object(Listener, "run")
 
-        listener = serve()
+        listener = serve(Settings())
 
         bridge_cls.assert_called_once_with()
         assert listener.bridge is bridge_cls.return_value
