@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from osism.services.client_outbox import ClientOutbox, OutboxFull
-from osism.services.notifications import service_names, service_of, subject_of
+from osism.services.notifications import subject_of
+from osism.services.openstack_services import service_names, service_of
 from osism.settings import get_settings
 
 logger = logging.getLogger("osism.websocket")

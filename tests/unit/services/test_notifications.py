@@ -5,33 +5,13 @@ from typing import Any
 
 import pytest
 
-from osism.services.notifications import (
-    NotificationSubject,
-    service_names,
-    service_of,
-    subject_of,
-)
+from osism.services.notifications import NotificationSubject, subject_of
 from tests.samples.openstack import (
     NODE_UUID,
     SAMPLES,
-    SERVICE_FILTER_NAMES,
     TEXT_PAYLOAD_SAMPLE,
     received_by,
 )
-
-
-class TestServiceOf:
-    @pytest.mark.parametrize(
-        "event_type, service",
-        [
-            ("baremetal.node.power_set.end", "baremetal"),
-            ("compute", "compute"),
-            ("", "unknown"),
-            (".leading", ""),
-        ],
-    )
-    def test_service_is_the_first_dot_segment(self, event_type, service):
-        assert service_of(event_type) == service
 
 
 class TestSeedShapedEvents:
@@ -210,35 +190,6 @@ class TestReceivedBy:
 
     def test_no_filter_receives_every_row(self):
         assert received_by() == SAMPLES
-
-
-class TestServiceNames:
-    @pytest.mark.parametrize(
-        "name, names",
-        [
-            ("compute", {"compute", "nova"}),
-            ("nova", {"compute", "nova"}),
-            ("baremetal", {"baremetal", "ironic"}),
-            ("ironic", {"baremetal", "ironic"}),
-            ("network", {"network", "neutron"}),
-            ("neutron", {"network", "neutron"}),
-            ("volume", {"volume", "cinder", "block-storage"}),
-            ("cinder", {"volume", "cinder", "block-storage"}),
-            ("block-storage", {"volume", "cinder", "block-storage"}),
-            ("image", {"image", "glance"}),
-            ("glance", {"image", "glance"}),
-            ("identity", {"identity", "keystone"}),
-            ("keystone", {"identity", "keystone"}),
-            ("orchestration", {"orchestration"}),
-            ("unknown", {"unknown"}),
-        ],
-    )
-    def test_names_of_a_service(self, name, names):
-        assert service_names(name) == frozenset(names)
-
-    @pytest.mark.parametrize("service_type", sorted(SERVICE_FILTER_NAMES))
-    def test_agree_with_the_filter_names_of_the_samples(self, service_type):
-        assert service_names(service_type) == SERVICE_FILTER_NAMES[service_type]
 
 
 class TestServiceOfRealNotifications:
