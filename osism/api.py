@@ -155,9 +155,11 @@ def create_app(
     logging is already set up (for servers that only set up their own
     loggers, as uvicorn does).
     """
-    manager = websocket_manager if manager is None else manager
-    bridge = event_bridge if bridge is None else bridge
     settings = get_settings() if settings is None else settings
+    if manager is None:
+        manager = websocket_manager
+        manager.apply_settings(settings)
+    bridge = event_bridge if bridge is None else bridge
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -20,9 +20,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from osism.services.client_outbox import ClientOutbox, OutboxFull
 from osism.services.notifications import subject_of
 from osism.services.openstack_services import service_names, service_of
-from osism.settings import get_settings
+from osism.settings import Settings
 
 logger = logging.getLogger("osism.websocket")
+
+# The settings' defaults, read without looking at the environment: the
+# manager's settings are handed to it (see apply_settings).
+_DEFAULTS = Settings.model_construct()
 
 # Close code sent to a client the server drops (RFC 6455: internal error).
 CLOSE_DROPPED = 1011
@@ -130,15 +134,9 @@ class WebSocketManager:
 
     def __init__(
         self,
-        send_timeout: Optional[float] = None,
-        max_pending: Optional[int] = None,
+        send_timeout: float = _DEFAULTS.websocket_send_timeout,
+        max_pending: int = _DEFAULTS.websocket_max_pending,
     ) -> None:
-        if send_timeout is None or max_pending is None:
-            settings = get_settings()
-            if send_timeout is None:
-                send_timeout = settings.websocket_send_timeout
-            if max_pending is None:
-                max_pending = settings.websocket_max_pending
         self.connections: Dict[WebSocket, WebSocketConnection] = {}
         self.event_queue: "asyncio.Queue[EventMessage]" = asyncio.Queue()
         self.send_timeout: float = send_timeout
@@ -148,6 +146,13 @@ class WebSocketManager:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.stats: Counter[str] = Counter()
         self._broadcaster_task: Optional["asyncio.Task[None]"] = None
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Take the bounds of ``settings`` (WEBSOCKET_SEND_TIMEOUT,
+        WEBSOCKET_MAX_PENDING) for the clients that connect from now on: how
+        the app hands its settings to the module's singleton."""
+        self.send_timeout = settings.websocket_send_timeout
+        self.max_pending = settings.websocket_max_pending
 
     async def start(self) -> None:
         """Record the running loop and start the broadcaster if it is not running."""

@@ -347,6 +347,28 @@ class TestModuleApp:
         assert report["redis_client_loaded"] is False
 
 
+class TestSettingsHandedDown:
+    def test_the_singleton_manager_takes_the_apps_settings(self, bridge, mocker):
+        mocker.patch.multiple(websocket_manager, send_timeout=5.0, max_pending=10)
+
+        create_app(
+            bridge=bridge,
+            settings=Settings(websocket_send_timeout=2.5, websocket_max_pending=42),
+        )
+
+        assert (websocket_manager.send_timeout, websocket_manager.max_pending) == (
+            2.5,
+            42,
+        )
+
+    def test_a_manager_of_the_callers_keeps_its_own_bounds(self, bridge):
+        manager = WebSocketManager(send_timeout=1.0, max_pending=3)
+
+        create_app(manager, bridge, Settings(websocket_send_timeout=2.5))
+
+        assert (manager.send_timeout, manager.max_pending) == (1.0, 3)
+
+
 class TestDocs:
     @pytest.mark.parametrize("path", ["/docs", "/redoc"])
     def test_the_cdn_backed_pages_are_off(self, client, path):

@@ -19,6 +19,7 @@ from osism.services.websocket_manager import (
     WebSocketConnection,
     WebSocketManager,
 )
+from osism.settings import Settings
 from tests.waiting import wait_until
 
 WS = "osism.websocket"
@@ -173,36 +174,29 @@ class TestMatchesFilters:
 
 
 class TestManagerSettings:
-    def test_bounds_default_to_the_settings(self, monkeypatch):
+    def test_the_bounds_default_to_the_settings_defaults_not_the_environment(
+        self, monkeypatch
+    ):
         monkeypatch.setenv("WEBSOCKET_SEND_TIMEOUT", "2.5")
         monkeypatch.setenv("WEBSOCKET_MAX_PENDING", "42")
-
-        manager = WebSocketManager()
-
-        assert (manager.send_timeout, manager.max_pending) == (2.5, 42)
-
-    def test_defaults_without_environment(self, monkeypatch):
-        monkeypatch.delenv("WEBSOCKET_SEND_TIMEOUT", raising=False)
-        monkeypatch.delenv("WEBSOCKET_MAX_PENDING", raising=False)
 
         manager = WebSocketManager()
 
         assert (manager.send_timeout, manager.max_pending) == (5.0, 10_000)
 
-    def test_one_argument_takes_the_other_bound_from_the_settings(self, monkeypatch):
-        monkeypatch.setenv("WEBSOCKET_SEND_TIMEOUT", "2.5")
-        monkeypatch.setenv("WEBSOCKET_MAX_PENDING", "42")
-
-        assert WebSocketManager(send_timeout=0.5).max_pending == 42
-        assert WebSocketManager(max_pending=7).send_timeout == 2.5
-
-    def test_arguments_override_the_settings(self, monkeypatch):
-        monkeypatch.setenv("WEBSOCKET_SEND_TIMEOUT", "2.5")
-        monkeypatch.setenv("WEBSOCKET_MAX_PENDING", "42")
-
+    def test_arguments_set_the_bounds(self):
         manager = WebSocketManager(send_timeout=0.5, max_pending=7)
 
         assert (manager.send_timeout, manager.max_pending) == (0.5, 7)
+
+    def test_settings_handed_over_set_the_bounds(self):
+        manager = WebSocketManager()
+
+        manager.apply_settings(
+            Settings(websocket_send_timeout=2.5, websocket_max_pending=42)
+        )
+
+        assert (manager.send_timeout, manager.max_pending) == (2.5, 42)
 
 
 @pytest.mark.anyio
