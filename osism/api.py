@@ -13,14 +13,17 @@ server runs it.
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional
 
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from pydantic import BaseModel, Field
 
 from osism import logs
 from osism.services.client_frames import (
+    FILTER_KEYS,
     FrameError,
+    Resume,
+    checked_event_id,
     error_frame,
     filter_update_frame,
     parse_client_frame,
@@ -103,10 +106,16 @@ def health(request: Request) -> Dict[str, Any]:
 
 @router.websocket(EVENTS_PATH)
 async def openstack_events(websocket: WebSocket) -> None:
+    """The event stream. Query parameters, all optional: ``event_filters``,
+    ``node_filters``, ``service_filters`` (repeated: one value each) set
+    filters, and ``last_event_id`` resumes after that event, at once on
+    connecting, so the replay comes before anything live."""
     manager: WebSocketManager = websocket.app.state.websocket_manager
     settings: Settings = websocket.app.state.settings
     await manager.connect(websocket)
     try:
+        for reply in _apply_query(manager, websocket):
+            manager.send_to(websocket, reply)
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -121,6 +130,37 @@ async def openstack_events(websocket: WebSocket) -> None:
         await manager.disconnect(websocket)
 
 
+def _apply_query(
+    manager: WebSocketManager, websocket: WebSocket
+) -> List[Dict[str, Any]]:
+    """Filters and resume given as query parameters; the replies, if any.
+
+    Runs right after connecting and before any await, so no live event can
+    reach the client between its filters, its replay and the live stream.
+    """
+    query = websocket.query_params
+    replies: List[Dict[str, Any]] = []
+    filters = {key: query.getlist(key) for key in FILTER_KEYS if key in query}
+    connection = manager.connections.get(websocket)
+    if filters and connection is not None:
+        connection.set_filters(**filters)
+        replies.append(
+            filter_update_frame(
+                connection.event_filters,
+                connection.node_filters,
+                connection.service_filters,
+            )
+        )
+    if "last_event_id" in query:
+        try:
+            last_event_id = checked_event_id(query["last_event_id"])
+        except FrameError as e:
+            replies.append(error_frame(str(e)))
+        else:
+            replies.append(manager.resume(websocket, last_event_id))
+    return replies
+
+
 async def _apply_client_frame(
     manager: WebSocketManager, websocket: WebSocket, text: str, settings: Settings
 ) -> Dict[str, Any]:
@@ -128,6 +168,8 @@ async def _apply_client_frame(
         request = parse_client_frame(text, settings.websocket_max_frame_bytes)
     except FrameError as e:
         return error_frame(str(e))
+    if isinstance(request, Resume):
+        return manager.resume(websocket, request.last_event_id)
     await manager.update_filters(websocket, *request)
     connection = manager.connections.get(websocket)
     if connection is None:

@@ -185,6 +185,14 @@ class Settings(BaseSettings):
     api_port: int = Field(
         default=8000, ge=0, le=65535, description="Port of the API (API_PORT)"
     )
+    event_history_size: int = Field(
+        default=10_000,
+        gt=0,
+        description=(
+            "Events kept for clients that resume after a disconnect, in every "
+            "API process and in Redis (EVENT_HISTORY_SIZE)"
+        ),
+    )
     heartbeat_interval: float = Field(
         default=30.0,
         gt=0,

@@ -2,15 +2,19 @@
 
 A client sends ``{"action": "set_filters", "event_filters": [...],
 "node_filters": [...], "service_filters": [...]}``; each list is optional
-(left out or null keeps the current one, ``[]`` clears it). Anything else
-gets an error frame naming what is wrong; the connection stays open.
+(left out or null keeps the current one, ``[]`` clears it). After a
+disconnect it sends ``{"action": "resume", "last_event_id": "<id>"}`` to get
+what it missed. Anything else gets an error frame naming what is wrong; the
+connection stays open.
 """
 
 import json
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 FILTER_KEYS = ("event_filters", "node_filters", "service_filters")
-ACTIONS = ("set_filters",)
+ACTIONS = ("set_filters", "resume")
+# Event ids are UUIDs (36 characters); anything much longer is not one.
+MAX_EVENT_ID_LENGTH = 128
 
 
 class FrameError(ValueError):
@@ -23,6 +27,21 @@ class SetFilters(NamedTuple):
     service_filters: Optional[List[str]]
 
 
+class Resume(NamedTuple):
+    last_event_id: str
+
+
+def checked_event_id(value: Any) -> str:
+    """``value`` as the id of an event a client names, or FrameError."""
+    if not isinstance(value, str) or not value:
+        raise FrameError("'last_event_id' must be a non-empty string")
+    if len(value) > MAX_EVENT_ID_LENGTH:
+        raise FrameError(
+            f"'last_event_id' is longer than {MAX_EVENT_ID_LENGTH} characters"
+        )
+    return value
+
+
 def _string_list(key: str, value: Any) -> Optional[List[str]]:
     if value is None:
         return None
@@ -31,7 +50,7 @@ def _string_list(key: str, value: Any) -> Optional[List[str]]:
     return value
 
 
-def parse_client_frame(text: str, max_bytes: int) -> SetFilters:
+def parse_client_frame(text: str, max_bytes: int) -> Union[SetFilters, Resume]:
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise FrameError(f"frame of {size} bytes is larger than {max_bytes} bytes")
@@ -43,13 +62,17 @@ def parse_client_frame(text: str, max_bytes: int) -> SetFilters:
         raise FrameError(f"frame must be a JSON object, not {type(data).__name__}")
     action = data.get("action")
     if action not in ACTIONS:
-        raise FrameError(f"unknown action {action!r}; supported: 'set_filters'")
-    unknown = sorted(set(data) - {"action", *FILTER_KEYS})
+        raise FrameError(
+            f"unknown action {action!r}; supported: 'set_filters', 'resume'"
+        )
+    keys = FILTER_KEYS if action == "set_filters" else ("last_event_id",)
+    unknown = sorted(set(data) - {"action", *keys})
     if unknown:
         raise FrameError(
-            f"unknown key(s) {', '.join(unknown)}; "
-            f"set_filters takes {', '.join(FILTER_KEYS)}"
+            f"unknown key(s) {', '.join(unknown)}; {action} takes {', '.join(keys)}"
         )
+    if action == "resume":
+        return Resume(checked_event_id(data.get("last_event_id")))
     return SetFilters(*(_string_list(key, data.get(key)) for key in FILTER_KEYS))
 
 
@@ -67,3 +90,11 @@ def filter_update_frame(
         "node_filters": node_filters,
         "service_filters": service_filters,
     }
+
+
+def resume_frame(replayed: int) -> Dict[str, Any]:
+    return {"type": "resume", "status": "success", "replayed": replayed}
+
+
+def gap_frame(last_event_id: str, message: str) -> Dict[str, Any]:
+    return {"type": "gap", "last_event_id": last_event_id, "message": message}

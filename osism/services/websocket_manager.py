@@ -9,18 +9,22 @@ which the event bridge does.
 import asyncio
 import json
 import logging
-import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any, Dict, List, Optional
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from osism.services.client_frames import gap_frame, resume_frame
 from osism.services.client_outbox import ClientOutbox, OutboxFull
+from osism.services.event_history import EventHistory
+from osism.services.event_message import EventMessage
 from osism.services.notifications import subject_of
-from osism.services.openstack_services import service_names, service_of
+from osism.services.websocket_connection import WebSocketConnection
 from osism.settings import Settings
+
+# The seed's names, importable from here as the seed has them.
+__all__ = ["EventMessage", "WebSocketConnection", "WebSocketManager"]
 
 logger = logging.getLogger("osism.websocket")
 
@@ -32,94 +36,9 @@ _DEFAULTS = Settings.model_construct()
 CLOSE_DROPPED = 1011
 # Most events the broadcaster fans out before it lets the senders run.
 BATCH_SIZE = 256
-
-
-class EventMessage:
-    """One event as WebSocket clients receive it."""
-
-    def __init__(
-        self,
-        event_type: str,
-        source: str,
-        data: Dict[str, Any],
-        node_name: Optional[str] = None,
-    ) -> None:
-        self.id = str(uuid.uuid4())
-        # datetime.utcnow() is deprecated; this gives the same text
-        # (naive-looking ISO 8601 with a "Z" suffix).
-        self.timestamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-        self.event_type = event_type
-        self.source = source
-        self.data = data
-        self.node_name = node_name
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {
-            "id": self.id,
-            "timestamp": self.timestamp,
-            "event_type": self.event_type,
-            "source": self.source,
-            "node_name": self.node_name,
-            "data": self.data,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-
-def _filter_list(values: Iterable[str]) -> List[str]:
-    # A bare string would otherwise be searched with `in` and match by
-    # substring ("node1" in "node10"); it means a list of one value.
-    if isinstance(values, str):
-        return [values]
-    return list(values)
-
-
-def _client_label(websocket: Any) -> str:
-    client = getattr(websocket, "client", None)
-    host = getattr(client, "host", None)
-    port = getattr(client, "port", None)
-    return f"{host}:{port}" if host is not None else "unknown client"
-
-
-class WebSocketConnection:
-    """One connected client: its socket, its filters and its outbox."""
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
-        self.event_filters: List[str] = []
-        self.node_filters: List[str] = []
-        self.service_filters: List[str] = []
-        self.label = _client_label(websocket)
-        self.outbox: Optional[ClientOutbox] = None
-        self.sender: Optional["asyncio.Task[None]"] = None
-
-    def matches_filters(self, event: EventMessage) -> bool:
-        """True when every non-empty filter list holds the event's value."""
-        if not (self.event_filters or self.node_filters or self.service_filters):
-            return True
-        if self.event_filters and event.event_type not in self.event_filters:
-            return False
-        if self.node_filters and (
-            event.node_name is None or event.node_name not in self.node_filters
-        ):
-            return False
-        if self.service_filters and not self._service_matches(event):
-            return False
-        return True
-
-    def _service_matches(self, event: EventMessage) -> bool:
-        """Whether a service filter names the event's service, by its type
-        (compute) or its OpenStack project (nova).
-
-        The service is the one derived from the notification
-        (``data["service_type"]``); an event without it (built by hand, as
-        in the seed) falls back to the first segment of its type.
-        """
-        service = event.data.get("service_type")
-        if not isinstance(service, str):
-            service = service_of(event.event_type)
-        return any(name in self.service_filters for name in service_names(service))
+# The source of the manager's own events (heartbeats), which are neither kept
+# for resuming clients nor replayed.
+HEARTBEAT_SOURCE = "osism"
 
 
 class WebSocketManager:
@@ -136,7 +55,10 @@ class WebSocketManager:
         self,
         send_timeout: float = _DEFAULTS.websocket_send_timeout,
         max_pending: int = _DEFAULTS.websocket_max_pending,
+        history_size: int = _DEFAULTS.event_history_size,
     ) -> None:
+        # What clients that resume are replayed from (see resume).
+        self.history = EventHistory(history_size)
         self.connections: Dict[WebSocket, WebSocketConnection] = {}
         self.event_queue: "asyncio.Queue[EventMessage]" = asyncio.Queue()
         self.send_timeout: float = send_timeout
@@ -153,6 +75,8 @@ class WebSocketManager:
         the app hands its settings to the module's singleton."""
         self.send_timeout = settings.websocket_send_timeout
         self.max_pending = settings.websocket_max_pending
+        if settings.event_history_size != self.history.size:
+            self.history = EventHistory(settings.event_history_size)
 
     async def start(self) -> None:
         """Record the running loop and start the broadcaster if it is not running."""
@@ -174,6 +98,8 @@ class WebSocketManager:
         await websocket.accept()
         self.loop = asyncio.get_running_loop()
         connection = WebSocketConnection(websocket)
+        # Everything fanned out from now on goes to it live.
+        connection.replay_through = self.history.next_seq - 1
         self.connections[websocket] = connection
         logger.info(
             "WebSocket client %s connected (%d connected)",
@@ -205,12 +131,7 @@ class WebSocketManager:
         connection = self.connections.get(websocket)
         if connection is None:
             return
-        if event_filters is not None:
-            connection.event_filters = _filter_list(event_filters)
-        if node_filters is not None:
-            connection.node_filters = _filter_list(node_filters)
-        if service_filters is not None:
-            connection.service_filters = _filter_list(service_filters)
+        connection.set_filters(event_filters, node_filters, service_filters)
         logger.info(
             "WebSocket client %s filters: events=%s nodes=%s services=%s",
             connection.label,
@@ -235,6 +156,8 @@ class WebSocketManager:
         event_type: str,
         payload: Dict[str, Any],
         publisher_id: Optional[str] = None,
+        event_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
     ) -> None:
         """Turn an OpenStack notification into an event and queue it.
 
@@ -242,6 +165,8 @@ class WebSocketManager:
         thread). The event's data is a copy of the payload plus
         ``service_type`` and ``resource_id`` (and ``publisher_id`` when the
         notification named its publisher); the caller's dict is untouched.
+        ``event_id`` and ``timestamp`` are the ones the event got where it
+        entered the stream, when it has them.
         A notification that cannot be turned into an event is logged and
         counted, never raised.
         """
@@ -261,11 +186,43 @@ class WebSocketManager:
                 source="openstack",
                 data=data,
                 node_name=subject.node_name,
+                event_id=event_id,
+                timestamp=timestamp,
             )
             self.event_queue.put_nowait(event)
         except Exception as e:
             self.stats["invalid"] += 1
             logger.error("Error processing notification %r: %s", event_type, e)
+
+    def resume(self, websocket: WebSocket, last_event_id: str) -> Dict[str, Any]:
+        """Send a client the events after ``last_event_id`` that match its
+        filters and that it has not been sent; the reply frame.
+
+        The events come from :attr:`history` and go into the client's outbox
+        in order, before anything fanned out later; what was fanned out to
+        the client since it connected is not sent again. An id the history
+        does not hold (too old, or never seen here) is a gap: the reply says
+        so, and the client goes on with the live stream.
+        """
+        connection = self.connections.get(websocket)
+        if connection is None:
+            return {"type": "error", "message": "connection is closing"}
+        last = self.history.find(last_event_id)
+        if last is None:
+            self.stats["gaps"] += 1
+            return gap_frame(
+                last_event_id,
+                f"the last {len(self.history)} events do not include "
+                f"{last_event_id!r}; events before the live stream may be missing",
+            )
+        replayed = 0
+        for entry in self.history.between(last.seq, connection.replay_through):
+            if connection.matches_filters(entry.event):
+                self._deliver(connection, entry.event.to_json())
+                replayed += 1
+        connection.replay_through = min(connection.replay_through, last.seq)
+        self.stats["replayed"] += replayed
+        return resume_frame(replayed)
 
     def send_to(self, websocket: WebSocket, message: Dict[str, Any]) -> None:
         """Queue a frame for one client, behind the events already queued for it.
@@ -283,9 +240,18 @@ class WebSocketManager:
             "queue": self.event_queue.qsize(),
             "broadcaster_running": self._broadcaster_task is not None
             and not self._broadcaster_task.done(),
+            "history": len(self.history),
             "counters": {
                 name: self.stats[name]
-                for name in ("received", "broadcast", "dropped", "invalid")
+                for name in (
+                    "received",
+                    "broadcast",
+                    "dropped",
+                    "invalid",
+                    "duplicates",
+                    "replayed",
+                    "gaps",
+                )
             },
         }
 
@@ -294,7 +260,9 @@ class WebSocketManager:
             return
         await self.add_event(
             EventMessage(
-                event_type="heartbeat", source="osism", data={"message": "ping"}
+                event_type="heartbeat",
+                source=HEARTBEAT_SOURCE,
+                data={"message": "ping"},
             )
         )
 
@@ -337,6 +305,14 @@ class WebSocketManager:
                 logger.error("Error in event broadcaster: %s", e)
 
     def _fan_out(self, event: EventMessage) -> None:
+        if event.source != HEARTBEAT_SOURCE:
+            if event.id in self.history:
+                # Delivered already: a replay from the Redis history after
+                # a broken subscription overlaps what came live.
+                self.stats["duplicates"] += 1
+                logger.debug("Event %s was sent already, skipping it", event.id)
+                return
+            self.history.add(event)
         self.stats["received"] += 1
         frame = None
         sent_count = 0

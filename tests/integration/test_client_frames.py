@@ -58,11 +58,11 @@ BAD_TEXT_FRAMES = {
     ),
     "an unknown action": (
         '{"action": "subscribe", "node_filters": ["node2"]}',
-        "unknown action 'subscribe'; supported: 'set_filters'",
+        "unknown action 'subscribe'; supported: 'set_filters', 'resume'",
     ),
     "no action": (
         '{"node_filters": ["node2"]}',
-        "unknown action None; supported: 'set_filters'",
+        "unknown action None; supported: 'set_filters', 'resume'",
     ),
     "a filter list holding a number": (
         '{"action": "set_filters", "node_filters": ["node2", 2]}',

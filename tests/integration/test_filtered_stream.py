@@ -148,6 +148,9 @@ class TestThreeClientsWithDifferentFiltersEachReceiveExactlyTheirEvents:
             "broadcast": 10,
             "dropped": 0,
             "invalid": 0,
+            "duplicates": 0,
+            "replayed": 0,
+            "gaps": 0,
         }
 
 

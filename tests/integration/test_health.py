@@ -16,7 +16,15 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-WEBSOCKET_COUNTERS = {"received", "broadcast", "dropped", "invalid"}
+WEBSOCKET_COUNTERS = {
+    "received",
+    "broadcast",
+    "dropped",
+    "invalid",
+    "duplicates",
+    "replayed",
+    "gaps",
+}
 
 
 def fresh_node():
@@ -81,7 +89,8 @@ class TestAFreshServerInRedisModeReportsItsRedisBridge:
                 "clients": 0,
                 "queue": 0,
                 "broadcaster_running": True,
-                "counters": {"received": 0, "broadcast": 0, "dropped": 0, "invalid": 0},
+                "history": 0,
+                "counters": dict.fromkeys(WEBSOCKET_COUNTERS, 0),
             },
         }
 

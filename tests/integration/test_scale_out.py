@@ -220,6 +220,9 @@ class TestTwoApisOnOneRedisEachDeliverEveryEventToTheirOwnClients:
             + len(expected["node-1 on A"]),
             "dropped": 0,
             "invalid": 0,
+            "duplicates": 0,
+            "replayed": 0,
+            "gaps": 0,
         }
         assert increase(before_b, after_b) == {
             "received": EVENTS,
@@ -227,6 +230,9 @@ class TestTwoApisOnOneRedisEachDeliverEveryEventToTheirOwnClients:
             + len(expected["compute on B"]),
             "dropped": 0,
             "invalid": 0,
+            "duplicates": 0,
+            "replayed": 0,
+            "gaps": 0,
         }
         for health in (after_a, after_b):
             assert health["bridge"]["mode"] == "redis"
@@ -270,4 +276,7 @@ class TestAnEventPostedToOneApiReachesTheClientsOfTheOther:
                 "broadcast": 2,
                 "dropped": 0,
                 "invalid": 0,
+                "duplicates": 0,
+                "replayed": 0,
+                "gaps": 0,
             }

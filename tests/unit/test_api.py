@@ -4,6 +4,7 @@ import json
 import runpy
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -64,6 +65,9 @@ def client(manager, bridge, settings):
         yield client
 
 
+EVENTS = "/v1/events/openstack"
+
+
 def ironic_event(name="node1", uuid="abc-123"):
     return {
         "event_type": "baremetal.node.power_set.end",
@@ -107,7 +111,16 @@ class TestHttpRoutes:
                 "clients": 0,
                 "queue": 0,
                 "broadcaster_running": True,
-                "counters": {"received": 0, "broadcast": 0, "dropped": 0, "invalid": 0},
+                "history": 0,
+                "counters": {
+                    "received": 0,
+                    "broadcast": 0,
+                    "dropped": 0,
+                    "invalid": 0,
+                    "duplicates": 0,
+                    "replayed": 0,
+                    "gaps": 0,
+                },
             },
         }
 
@@ -223,7 +236,7 @@ class TestWebSocket:
             (lambda ws: ws.send_text("[]"), "frame must be a JSON object, not list"),
             (
                 lambda ws: ws.send_json({"action": "nope"}),
-                "unknown action 'nope'; " "supported: 'set_filters'",
+                "unknown action 'nope'; " "supported: 'set_filters', 'resume'",
             ),
             (
                 lambda ws: ws.send_json({"action": "set_filters", "node_filters": "n"}),
@@ -279,6 +292,77 @@ class TestWebSocket:
         assert send_to.call_args.args[1] == {
             "type": "error",
             "message": "connection is closing",
+        }
+
+
+def wait_for_received(client, count):
+    """Poll health until the broadcaster has fanned out ``count`` events."""
+    deadline = time.monotonic() + 5
+    while True:
+        counters = client.get("/v1/events/health").json()["websocket"]["counters"]
+        if counters["received"] >= count:
+            return
+        assert time.monotonic() < deadline, counters
+        time.sleep(0.01)
+
+
+class TestResume:
+    def test_a_client_that_reconnects_with_its_last_id_gets_what_it_missed(
+        self, client
+    ):
+        with client.websocket_connect(EVENTS) as websocket:
+            client.post("/v1/events", json=ironic_event(uuid="u1"))
+            last = websocket.receive_json()
+        for uuid in ("u2", "u3"):
+            client.post("/v1/events", json=ironic_event(uuid=uuid))
+        wait_for_received(client, 3)
+
+        with client.websocket_connect(f"{EVENTS}?last_event_id={last['id']}") as ws:
+            missed = [ws.receive_json(), ws.receive_json()]
+            reply = ws.receive_json()
+
+        assert [frame["data"]["resource_id"] for frame in missed] == ["u2", "u3"]
+        assert reply == {"type": "resume", "status": "success", "replayed": 2}
+
+    def test_the_resume_action_replays_after_the_filters(self, client):
+        for name, uuid in (("node1", "u1"), ("node2", "u2"), ("node1", "u3")):
+            client.post("/v1/events", json=ironic_event(name=name, uuid=uuid))
+        wait_for_received(client, 3)
+
+        with client.websocket_connect(EVENTS) as websocket:
+            websocket.send_json({"action": "set_filters", "node_filters": ["node1"]})
+            websocket.receive_json()
+            websocket.send_json({"action": "resume", "last_event_id": "unknown"})
+            gap = websocket.receive_json()
+
+        assert gap["type"] == "gap"
+        assert gap["last_event_id"] == "unknown"
+
+    def test_filters_in_the_query_apply_before_anything_is_sent(self, client):
+        url = f"{EVENTS}?node_filters=node1&node_filters=node2&service_filters=ironic"
+
+        with client.websocket_connect(url) as websocket:
+            reply = websocket.receive_json()
+            client.post("/v1/events", json=ironic_event(name="node3"))
+            client.post("/v1/events", json=ironic_event(name="node2"))
+            event = websocket.receive_json()
+
+        assert reply == {
+            "type": "filter_update",
+            "status": "success",
+            "event_filters": [],
+            "node_filters": ["node1", "node2"],
+            "service_filters": ["ironic"],
+        }
+        assert event["node_name"] == "node2"
+
+    def test_a_bad_last_event_id_in_the_query_is_an_error_frame(self, client):
+        with client.websocket_connect(f"{EVENTS}?last_event_id=") as websocket:
+            error = websocket.receive_json()
+
+        assert error == {
+            "type": "error",
+            "message": "'last_event_id' must be a non-empty string",
         }
 
 

@@ -5,11 +5,15 @@ import json
 import pytest
 
 from osism.services.client_frames import (
+    MAX_EVENT_ID_LENGTH,
     FrameError,
+    Resume,
     SetFilters,
     error_frame,
     filter_update_frame,
+    gap_frame,
     parse_client_frame,
+    resume_frame,
 )
 
 LIMIT = 1024
@@ -17,6 +21,51 @@ LIMIT = 1024
 
 def frame(**data):
     return json.dumps({"action": "set_filters", **data})
+
+
+class TestResumeFrames:
+    def test_a_resume_frame_names_the_last_event_id(self):
+        text = json.dumps({"action": "resume", "last_event_id": "e-1"})
+
+        assert parse_client_frame(text, LIMIT) == Resume("e-1")
+
+    @pytest.mark.parametrize(
+        "data, message",
+        [
+            ({}, "'last_event_id' must be a non-empty string"),
+            ({"last_event_id": ""}, "'last_event_id' must be a non-empty string"),
+            ({"last_event_id": 7}, "'last_event_id' must be a non-empty string"),
+            (
+                {"last_event_id": "x" * (MAX_EVENT_ID_LENGTH + 1)},
+                f"'last_event_id' is longer than {MAX_EVENT_ID_LENGTH} characters",
+            ),
+            (
+                {"last_event_id": "e-1", "node_filters": []},
+                "unknown key(s) node_filters; resume takes last_event_id",
+            ),
+        ],
+    )
+    def test_a_bad_resume_frame_says_what_is_wrong(self, data, message):
+        text = json.dumps({"action": "resume", **data})
+
+        with pytest.raises(FrameError) as raised:
+            parse_client_frame(text, LIMIT)
+
+        assert str(raised.value) == message
+
+    def test_an_id_of_the_longest_length_is_taken(self):
+        longest = "x" * MAX_EVENT_ID_LENGTH
+        text = json.dumps({"action": "resume", "last_event_id": longest})
+
+        assert parse_client_frame(text, LIMIT) == Resume(longest)
+
+    def test_the_replies(self):
+        assert resume_frame(3) == {"type": "resume", "status": "success", "replayed": 3}
+        assert gap_frame("e-1", "gone") == {
+            "type": "gap",
+            "last_event_id": "e-1",
+            "message": "gone",
+        }
 
 
 class TestParseClientFrame:
@@ -46,10 +95,10 @@ class TestParseClientFrame:
             ),
             ("[1, 2]", "frame must be a JSON object, not list"),
             ('"set_filters"', "frame must be a JSON object, not str"),
-            ("{}", "unknown action None; supported: 'set_filters'"),
+            ("{}", "unknown action None; supported: 'set_filters', 'resume'"),
             (
                 '{"action": "subscribe"}',
-                "unknown action 'subscribe'; supported: " "'set_filters'",
+                "unknown action 'subscribe'; supported: 'set_filters', 'resume'",
             ),
             (
                 frame(node_filter=["n"], zz=1),

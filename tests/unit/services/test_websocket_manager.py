@@ -1077,13 +1077,22 @@ class TestHealth:
     ):
         connect_fake(manager, make_websocket())
         await manager.add_event(event())
-        manager.stats.update(received=3, broadcast=5, dropped=1, invalid=2)
+        manager.stats.update(received=3, broadcast=5, dropped=1, invalid=2, gaps=4)
 
         assert manager.health() == {
             "clients": 1,
             "queue": 1,
             "broadcaster_running": False,
-            "counters": {"received": 3, "broadcast": 5, "dropped": 1, "invalid": 2},
+            "history": 0,
+            "counters": {
+                "received": 3,
+                "broadcast": 5,
+                "dropped": 1,
+                "invalid": 2,
+                "duplicates": 0,
+                "replayed": 0,
+                "gaps": 4,
+            },
         }
 
     async def test_health_shows_a_running_broadcaster(self, manager):
@@ -1098,3 +1107,158 @@ class TestHealth:
         await manager.stop()
 
         assert manager.health()["broadcaster_running"] is False
+
+
+def sent_ids(websocket):
+    """Ids of the event frames sent to a fake websocket, in order."""
+    frames = [json.loads(c.args[0]) for c in websocket.send_text.await_args_list]
+    return [frame["id"] for frame in frames if "id" in frame]
+
+
+def ironic_on(manager, event_id, node="node1"):
+    manager.enqueue_notification(
+        "baremetal.node.power_set.end",
+        {"ironic_object.data": {"name": node, "uuid": f"uuid-{event_id}"}},
+        event_id=event_id,
+    )
+
+
+@pytest.mark.anyio
+class TestResume:
+    """A client that lost its connection gets what it missed, from the history."""
+
+    async def fan_out(self, manager, *event_ids, node="node1"):
+        """Fan the events out (and take them into the history)."""
+        done = manager.stats["received"] + manager.stats["duplicates"] + len(event_ids)
+        for event_id in event_ids:
+            ironic_on(manager, event_id, node)
+        async with broadcasting(manager):
+            await wait_until(
+                lambda: manager.stats["received"] + manager.stats["duplicates"] == done
+            )
+
+    async def test_an_event_keeps_the_id_and_time_it_entered_with(self, manager):
+        manager.enqueue_notification(
+            "x.y", {}, event_id="e-1", timestamp="2026-12-01T00:00:00Z"
+        )
+
+        [queued] = queued_events(manager)
+        assert (queued.id, queued.timestamp) == ("e-1", "2026-12-01T00:00:00Z")
+
+    async def test_the_events_after_the_last_one_are_replayed_in_order(
+        self, manager, make_websocket
+    ):
+        await self.fan_out(manager, "e1", "e2", "e3", "e4")
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        reply = manager.resume(websocket, "e2")
+
+        assert reply == {"type": "resume", "status": "success", "replayed": 2}
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 2)
+        assert sent_ids(websocket) == ["e3", "e4"]
+        assert manager.stats["replayed"] == 2
+
+    async def test_only_events_matching_the_filters_are_replayed(
+        self, manager, make_websocket
+    ):
+        await self.fan_out(manager, "a1", node="a")
+        await self.fan_out(manager, "b1", node="b")
+        await self.fan_out(manager, "a2", node="a")
+        websocket = make_websocket()
+        await manager.connect(websocket)
+        await manager.update_filters(websocket, node_filters=["a"])
+
+        reply = manager.resume(websocket, "a1")
+
+        assert reply["replayed"] == 1
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+        assert sent_ids(websocket) == ["a2"]
+
+    async def test_the_replay_comes_before_later_live_events_without_duplicates(
+        self, manager, make_websocket
+    ):
+        await self.fan_out(manager, "e1", "e2")
+        websocket = make_websocket()
+        await manager.connect(websocket)
+        ironic_on(manager, "e3")
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+            # e3 went live since it connected: resuming from e1 replays e2
+            # only, and a second resume sends nothing twice.
+            first = manager.resume(websocket, "e1")
+            again = manager.resume(websocket, "e1")
+            ironic_on(manager, "e4")
+            await wait_until(lambda: websocket.send_text.await_count == 3)
+
+        assert (first["replayed"], again["replayed"]) == (1, 0)
+        assert sent_ids(websocket) == ["e3", "e2", "e4"]
+
+    async def test_an_older_id_later_replays_only_what_was_not_sent(
+        self, manager, make_websocket
+    ):
+        await self.fan_out(manager, "e1", "e2", "e3")
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        manager.resume(websocket, "e2")
+        reply = manager.resume(websocket, "e1")
+
+        assert reply["replayed"] == 1
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 2)
+        assert sent_ids(websocket) == ["e3", "e2"]
+
+    async def test_an_unknown_or_forgotten_id_is_a_gap(self, make_websocket):
+        manager = WebSocketManager(send_timeout=5.0, max_pending=10, history_size=2)
+        await self.fan_out(manager, "e1", "e2", "e3")
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        reply = manager.resume(websocket, "e1")
+
+        assert reply == {
+            "type": "gap",
+            "last_event_id": "e1",
+            "message": "the last 2 events do not include 'e1'; events before "
+            "the live stream may be missing",
+        }
+        assert manager.stats["gaps"] == 1
+
+    async def test_resuming_a_connection_that_is_gone_is_an_error(
+        self, manager, make_websocket
+    ):
+        assert manager.resume(make_websocket(), "e1") == {
+            "type": "error",
+            "message": "connection is closing",
+        }
+
+    async def test_an_event_fanned_out_already_is_not_sent_again(
+        self, manager, make_websocket
+    ):
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        await self.fan_out(manager, "e1")
+        await self.fan_out(manager, "e1", "e2")
+
+        assert sent_ids(websocket) == ["e1", "e2"]
+        assert manager.stats["duplicates"] == 1
+        assert manager.stats["received"] == 2
+
+    async def test_heartbeats_are_not_kept_for_resuming(self, manager, make_websocket):
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        await manager.send_heartbeat()
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+
+        assert len(manager.history) == 0
+
+    async def test_the_history_size_is_a_setting(self, manager):
+        manager.apply_settings(Settings(event_history_size=3))
+
+        assert manager.history.size == 3

@@ -1,0 +1,62 @@
+"""The recent events an API process fanned out, for clients that resume.
+
+Every event the broadcaster fans out is kept here, in order, up to
+EVENT_HISTORY_SIZE, with a sequence number of this process. A client that
+lost its connection names the last event it got; the events after it are
+found here by that id. An id that is not here (too old, or never seen)
+means the client missed something that cannot be replayed: a gap.
+"""
+
+from collections import deque
+from itertools import islice
+from typing import Deque, Dict, Iterator, NamedTuple, Optional
+
+from osism.services.event_message import EventMessage
+
+
+class HistoryEntry(NamedTuple):
+    seq: int
+    event: EventMessage
+
+
+class EventHistory:
+    """The last ``size`` events, by order and by id."""
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise ValueError(f"an event history needs a size, got {size}")
+        self.size = size
+        self._entries: Deque[HistoryEntry] = deque()
+        self._by_id: Dict[str, HistoryEntry] = {}
+        # The sequence number the next event gets; 1 for the first.
+        self.next_seq = 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._by_id
+
+    def add(self, event: EventMessage) -> HistoryEntry:
+        """Keep ``event`` as the newest; the oldest goes once ``size`` are kept."""
+        if len(self._entries) >= self.size:
+            oldest = self._entries.popleft()
+            del self._by_id[oldest.event.id]
+        entry = HistoryEntry(self.next_seq, event)
+        self.next_seq += 1
+        self._entries.append(entry)
+        self._by_id[event.id] = entry
+        return entry
+
+    def find(self, event_id: str) -> Optional[HistoryEntry]:
+        return self._by_id.get(event_id)
+
+    def between(self, after_seq: int, through_seq: int) -> Iterator[HistoryEntry]:
+        """The entries with ``after_seq < seq <= through_seq``, oldest first."""
+        if not self._entries:
+            return
+        skip = max(0, after_seq + 1 - self._entries[0].seq)
+        for entry in islice(self._entries, skip, None):
+            if entry.seq > through_seq:
+                return
+            yield entry

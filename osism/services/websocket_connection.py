@@ -1,0 +1,85 @@
+"""One WebSocket client of the manager: the seed's ``WebSocketConnection``,
+its filters and how an event is matched against them."""
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, List, Optional
+
+from starlette.websockets import WebSocket
+
+from osism.services.client_outbox import ClientOutbox
+from osism.services.event_message import EventMessage
+from osism.services.openstack_services import service_names, service_of
+
+
+def _filter_list(values: Iterable[str]) -> List[str]:
+    # A bare string would otherwise be searched with `in` and match by
+    # substring ("node1" in "node10"); it means a list of one value.
+    if isinstance(values, str):
+        return [values]
+    return list(values)
+
+
+def _client_label(websocket: Any) -> str:
+    client = getattr(websocket, "client", None)
+    host = getattr(client, "host", None)
+    port = getattr(client, "port", None)
+    return f"{host}:{port}" if host is not None else "unknown client"
+
+
+class WebSocketConnection:
+    """One connected client: its socket, its filters and its outbox."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.event_filters: List[str] = []
+        self.node_filters: List[str] = []
+        self.service_filters: List[str] = []
+        self.label = _client_label(websocket)
+        self.outbox: Optional[ClientOutbox] = None
+        self.sender: Optional["asyncio.Task[None]"] = None
+        # History sequence numbers up to which events are not sent live to
+        # this client: those before it connected, less what a resume has
+        # replayed since (see WebSocketManager.resume).
+        self.replay_through = 0
+
+    def set_filters(
+        self,
+        event_filters: Optional[Iterable[str]] = None,
+        node_filters: Optional[Iterable[str]] = None,
+        service_filters: Optional[Iterable[str]] = None,
+    ) -> None:
+        """Replace the filter lists that are given; None keeps a list as it is."""
+        if event_filters is not None:
+            self.event_filters = _filter_list(event_filters)
+        if node_filters is not None:
+            self.node_filters = _filter_list(node_filters)
+        if service_filters is not None:
+            self.service_filters = _filter_list(service_filters)
+
+    def matches_filters(self, event: EventMessage) -> bool:
+        """True when every non-empty filter list holds the event's value."""
+        if not (self.event_filters or self.node_filters or self.service_filters):
+            return True
+        if self.event_filters and event.event_type not in self.event_filters:
+            return False
+        if self.node_filters and (
+            event.node_name is None or event.node_name not in self.node_filters
+        ):
+            return False
+        if self.service_filters and not self._service_matches(event):
+            return False
+        return True
+
+    def _service_matches(self, event: EventMessage) -> bool:
+        """Whether a service filter names the event's service, by its type
+        (compute) or its OpenStack project (nova).
+
+        The service is the one derived from the notification
+        (``data["service_type"]``); an event without it (built by hand, as
+        in the seed) falls back to the first segment of its type.
+        """
+        service = event.data.get("service_type")
+        if not isinstance(service, str):
+            service = service_of(event.event_type)
+        return any(name in self.service_filters for name in service_names(service))
