@@ -4,15 +4,19 @@ The watcher subscribes to the API's WebSocket (``/v1/events/openstack``) with
 a ``set_filters`` frame, waits for the server's ``filter_update`` reply, and
 prints every event that follows, one line each. When the connection cannot be
 made or is lost it says so on standard error and reconnects with exponential
-backoff, sending the same filters again. Errors that a retry cannot fix (an
-invalid URL, a server that rejects the filters) end it with a
-:class:`click.ClickException`.
+backoff. Once it has seen an event it reconnects with its filters and the id
+of that event in the URL (``?node_filters=...&last_event_id=...``): the
+server replays what matched meanwhile before the live stream, and the
+watcher says how many events that was, or that there was a gap. Errors that
+a retry cannot fix (an invalid URL, a server that rejects the filters) end
+it with a :class:`click.ClickException`.
 """
 
 import asyncio
 import contextlib
 import json
 import sys
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from typing import (
     Any,
     AsyncContextManager,
@@ -98,6 +102,59 @@ async def _subscribe(connection: Connection, filters: Filters) -> None:
             )
 
 
+def resume_url(url: str, filters: Filters, last_event_id: str) -> str:
+    """``url`` with the filters and the last event id as query parameters."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    for key, values in filters._asdict().items():
+        query.extend((key, value) for value in values)
+    query.append(("last_event_id", last_event_id))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _event_id(frame: Any) -> Optional[str]:
+    """The id of an event frame (not of a heartbeat), or None."""
+    if not isinstance(frame, dict) or frame.get("event_type") == "heartbeat":
+        return None
+    event_id = frame.get("id")
+    return event_id if isinstance(event_id, str) else None
+
+
+async def _replayed(
+    connection: Connection, last_event_id: str
+) -> AsyncGenerator[str, None]:
+    """The frames a resumed connection sends before its resume reply: the
+    events replayed, said on standard error with their number, or a gap."""
+    while True:
+        text = _text(await connection.recv())
+        reply = _frame(text)
+        if not isinstance(reply, dict):
+            yield text
+            continue
+        kind = reply.get("type")
+        if kind == "error":
+            raise click.ClickException(
+                "the server rejected the filters or the resume: "
+                f"{reply.get('message')}"
+            )
+        if kind == "resume":
+            click.echo(
+                f"{PROG}: resumed after event {last_event_id}: "
+                f"{reply.get('replayed')} events replayed",
+                err=True,
+            )
+            return
+        if kind == "gap":
+            click.echo(
+                f"{PROG}: events after {last_event_id} may be missing (a gap): "
+                f"{reply.get('message')}",
+                err=True,
+            )
+            return
+        if kind != "filter_update":
+            yield text
+
+
 def _line(text: str, as_json: bool) -> Optional[str]:
     if as_json:
         return text
@@ -118,16 +175,27 @@ async def _frames(
     max_backoff: float,
 ) -> AsyncGenerator[str, None]:
     delay = initial_backoff
+    last_event_id: Optional[str] = None
     while True:
         subscribed = False
+        target = (
+            url if last_event_id is None else resume_url(url, filters, last_event_id)
+        )
         try:
-            async with connect(url) as connection:
-                await _subscribe(connection, filters)
+            async with connect(target) as connection:
+                if last_event_id is None:
+                    await _subscribe(connection, filters)
                 subscribed = True
                 delay = initial_backoff
                 click.echo(f"{PROG}: connected to {url}", err=True)
+                if last_event_id is not None:
+                    async for text in _replayed(connection, last_event_id):
+                        last_event_id = _event_id(_frame(text)) or last_event_id
+                        yield text
                 while True:
-                    yield _text(await connection.recv())
+                    text = _text(await connection.recv())
+                    last_event_id = _event_id(_frame(text)) or last_event_id
+                    yield text
         except (OSError, WebSocketException) as e:
             if not isinstance(e, ConnectionClosed) and process_exception(e) is not None:
                 message = str(e) if isinstance(e, InvalidURI) else f"{url}: {e}"

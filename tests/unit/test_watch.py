@@ -25,7 +25,7 @@ from websockets.http11 import Response
 
 from osism.cli import main
 from osism.services.client_frames import error_frame, filter_update_frame
-from osism.watch import Filters, format_event, watch, watch_forever
+from osism.watch import Filters, format_event, resume_url, watch, watch_forever
 
 URL = "ws://manager:8000/v1/events/openstack"
 FILTERS = Filters(["baremetal.node.power_set.end"], ["node1"], ["baremetal"])
@@ -376,12 +376,12 @@ class TestReconnect:
     async def test_a_lost_connection_reconnects_and_sends_the_filters_again(
         self, capsys
     ):
-        first = FakeConnection(FILTER_OK, json.dumps(event(resource_id="r1")), LOST)
+        first = FakeConnection(FILTER_OK, LOST)
         second = FakeConnection(FILTER_OK, json.dumps(event(resource_id="r2")))
 
         watched = await run_watch(FakeConnect(first, second))
 
-        assert watched.lines == [line(resource_id="r1"), line(resource_id="r2")]
+        assert watched.lines == [line(resource_id="r2")]
         assert watched.sleeps == [0.5]
         assert [json.loads(f) for f in first.sent + second.sent] == 2 * [SET_FILTERS]
         assert first.closed
@@ -444,6 +444,87 @@ class TestReconnect:
         watched = await run_watch(connect)
 
         assert watched.sleeps == [0.5]
+
+
+def event_with_id(event_id: str, resource_id: str) -> Dict[str, Any]:
+    return {**event(resource_id=resource_id), "id": event_id}
+
+
+RESUME_URL = (
+    f"{URL}?event_filters=baremetal.node.power_set.end&node_filters=node1"
+    "&service_filters=baremetal&last_event_id=e1"
+)
+
+
+@pytest.mark.anyio
+class TestResume:
+    async def test_it_reconnects_after_its_last_event_and_says_what_was_replayed(
+        self, capsys
+    ):
+        first = FakeConnection(
+            FILTER_OK,
+            json.dumps(event_with_id("e1", "r1")),
+            json.dumps(HEARTBEAT),
+            LOST,
+        )
+        second = FakeConnection(
+            FILTER_OK,
+            json.dumps(event_with_id("e2", "r2")),
+            json.dumps({"type": "resume", "status": "success", "replayed": 1}),
+            json.dumps(event_with_id("e3", "r3")),
+            LOST,
+        )
+        third = FakeConnection(json.dumps({"type": "resume", "replayed": 0}))
+        connect = FakeConnect(first, second, third)
+
+        watched = await run_watch(connect)
+
+        assert watched.lines == [line(resource_id=r) for r in ("r1", "r2", "r3")]
+        # The heartbeat's id is not an event's.
+        assert connect.urls == [URL, RESUME_URL, RESUME_URL.replace("=e1", "=e3")]
+        assert second.sent == []
+        err = stderr_lines(capsys)
+        assert err[2:4] == [
+            f"{PROG}: connected to {URL}",
+            f"{PROG}: resumed after event e1: 1 events replayed",
+        ]
+
+    async def test_a_gap_is_said_and_the_live_stream_goes_on(self, capsys):
+        first = FakeConnection(FILTER_OK, json.dumps(event_with_id("e1", "r1")), LOST)
+        gap = {"type": "gap", "last_event_id": "e1", "message": "too old"}
+        second = FakeConnection(json.dumps(gap), json.dumps(event_with_id("e9", "r9")))
+
+        watched = await run_watch(FakeConnect(first, second))
+
+        assert watched.lines == [line(resource_id="r1"), line(resource_id="r9")]
+        assert stderr_lines(capsys)[-1] == (
+            f"{PROG}: events after e1 may be missing (a gap): too old"
+        )
+
+    async def test_a_resume_the_server_refuses_ends_the_watch(self):
+        first = FakeConnection(FILTER_OK, json.dumps(event_with_id("e1", "r1")), LOST)
+        second = FakeConnection(json.dumps(error_frame("no such filter")))
+
+        await run_watch(
+            FakeConnect(first, second),
+            raises=click.ClickException,
+            match="the server rejected the filters or the resume: no such filter",
+        )
+
+    async def test_other_frames_before_the_reply_are_printed(self):
+        first = FakeConnection(FILTER_OK, json.dumps(event_with_id("e1", "r1")), LOST)
+        second = FakeConnection(
+            "not json", json.dumps({"type": "news"}), json.dumps({"type": "resume"})
+        )
+
+        watched = await run_watch(FakeConnect(first, second))
+
+        assert watched.lines[1:] == ["not json", json.dumps({"type": "news"})]
+
+    def test_the_url_keeps_its_own_query(self):
+        assert resume_url("ws://m/v1?x=1", Filters([], ["n"], []), "e1") == (
+            "ws://m/v1?x=1&node_filters=n&last_event_id=e1"
+        )
 
 
 @pytest.mark.anyio
