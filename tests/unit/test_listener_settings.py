@@ -1,19 +1,19 @@
-"""Unit tests of the listener's settings in osism.settings: LISTENER_EXCHANGES
-(service -> exchange) and LISTENER_TOPICS (service -> topics), read from the
-environment, and what an operator is told when they are wrong."""
+"""Unit tests of the listener's settings (osism.listener_settings and their
+validation in osism.settings): LISTENER_EXCHANGES (service -> exchange) and
+LISTENER_TOPICS (service -> topics), read from the environment, and what an
+operator is told when they are wrong."""
 
 from typing import Dict
 
 import pytest
 from pydantic import ValidationError
 
-from osism.settings import (
-    Settings,
+from osism.listener_settings import (
     default_topic,
-    describe_invalid_settings,
     parse_listener_exchanges,
     parse_listener_topics,
 )
+from osism.settings import Settings, describe_invalid_settings
 
 
 @pytest.fixture(autouse=True)
