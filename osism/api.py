@@ -13,170 +13,20 @@ server runs it.
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import AsyncIterator, Optional
 
-from fastapi import APIRouter, FastAPI, Request, WebSocket
-from pydantic import BaseModel, Field
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from osism import logs
-from osism.services.client_frames import (
-    FILTER_KEYS,
-    FrameError,
-    Resume,
-    checked_event_id,
-    error_frame,
-    filter_update_frame,
-    parse_client_frame,
-)
+from osism.access import OriginGuard
+from osism.http_routes import router as http_router
 from osism.services.event_bridge import EventBridge, event_bridge
 from osism.services.websocket_manager import WebSocketManager, websocket_manager
 from osism.settings import Settings, get_settings
+from osism.stream_route import router as stream_router
 
 logger = logging.getLogger("osism.api")
-
-EVENTS_PATH = "/v1/events/openstack"
-
-router = APIRouter()
-
-
-class Notification(BaseModel):
-    """One OpenStack notification, as the ingest endpoint takes it."""
-
-    event_type: str = Field(min_length=1, examples=["baremetal.node.power_set.end"])
-    payload: Dict[str, Any] = Field(
-        examples=[{"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}]
-    )
-    publisher_id: Optional[str] = None
-    priority: Optional[str] = None
-    message_id: Optional[str] = None
-    timestamp: Optional[str] = None
-
-
-@router.get("/")
-@router.get("/v1")
-def liveness() -> Dict[str, str]:
-    return {"status": "ok", "service": "osism events"}
-
-
-@router.get("/v1/events")
-def events_info() -> Dict[str, Any]:
-    return {
-        "websocket": EVENTS_PATH,
-        "frames": "event JSON: id, timestamp, event_type, source, node_name, data",
-        "filters": {
-            "send": {
-                "action": "set_filters",
-                "event_filters": ["baremetal.node.power_set.end"],
-                "node_filters": ["node1"],
-                "service_filters": ["baremetal"],
-            },
-            "reply": {"type": "filter_update", "status": "success"},
-            "semantics": "each non-empty list must contain the event's value; "
-            "lists combine with AND; [] clears a list, a missing key keeps it",
-        },
-        "ingest": "POST /v1/events with event_type and payload",
-    }
-
-
-@router.post("/v1/events", status_code=202)
-def ingest(notification: Notification, request: Request) -> Dict[str, Any]:
-    # A plain function: FastAPI runs it in its thread pool, so a slow Redis
-    # never blocks the event loop that serves the WebSocket clients.
-    bridge: EventBridge = request.app.state.event_bridge
-    bridge.add_event(
-        notification.event_type, notification.payload, notification.publisher_id
-    )
-    return {
-        "status": "accepted",
-        "event_type": notification.event_type,
-        "message_id": notification.message_id,
-    }
-
-
-@router.get("/v1/events/health")
-def health(request: Request) -> Dict[str, Any]:
-    bridge: EventBridge = request.app.state.event_bridge
-    manager: WebSocketManager = request.app.state.websocket_manager
-    bridge_health = bridge.health()
-    # "degraded": Redis should be there and is not; events are being kept
-    # for it (see bridge.buffered) and only local clients get them now.
-    status = "ok" if bridge_health.get("outage") is None else "degraded"
-    return {"status": status, "bridge": bridge_health, "websocket": manager.health()}
-
-
-@router.websocket(EVENTS_PATH)
-async def openstack_events(websocket: WebSocket) -> None:
-    """The event stream. Query parameters, all optional: ``event_filters``,
-    ``node_filters``, ``service_filters`` (repeated: one value each) set
-    filters, and ``last_event_id`` resumes after that event, at once on
-    connecting, so the replay comes before anything live."""
-    manager: WebSocketManager = websocket.app.state.websocket_manager
-    settings: Settings = websocket.app.state.settings
-    await manager.connect(websocket)
-    try:
-        for reply in _apply_query(manager, websocket):
-            manager.send_to(websocket, reply)
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            text = message.get("text")
-            if text is None:
-                reply = error_frame("binary frames are not supported; send JSON text")
-            else:
-                reply = await _apply_client_frame(manager, websocket, text, settings)
-            manager.send_to(websocket, reply)
-    finally:
-        await manager.disconnect(websocket)
-
-
-def _apply_query(
-    manager: WebSocketManager, websocket: WebSocket
-) -> List[Dict[str, Any]]:
-    """Filters and resume given as query parameters; the replies, if any.
-
-    Runs right after connecting and before any await, so no live event can
-    reach the client between its filters, its replay and the live stream.
-    """
-    query = websocket.query_params
-    replies: List[Dict[str, Any]] = []
-    filters = {key: query.getlist(key) for key in FILTER_KEYS if key in query}
-    connection = manager.connections.get(websocket)
-    if filters and connection is not None:
-        connection.set_filters(**filters)
-        replies.append(
-            filter_update_frame(
-                connection.event_filters,
-                connection.node_filters,
-                connection.service_filters,
-            )
-        )
-    if "last_event_id" in query:
-        try:
-            last_event_id = checked_event_id(query["last_event_id"])
-        except FrameError as e:
-            replies.append(error_frame(str(e)))
-        else:
-            replies.append(manager.resume(websocket, last_event_id))
-    return replies
-
-
-async def _apply_client_frame(
-    manager: WebSocketManager, websocket: WebSocket, text: str, settings: Settings
-) -> Dict[str, Any]:
-    try:
-        request = parse_client_frame(text, settings.websocket_max_frame_bytes)
-    except FrameError as e:
-        return error_frame(str(e))
-    if isinstance(request, Resume):
-        return manager.resume(websocket, request.last_event_id)
-    await manager.update_filters(websocket, *request)
-    connection = manager.connections.get(websocket)
-    if connection is None:
-        return error_frame("connection is closing")
-    return filter_update_frame(
-        connection.event_filters, connection.node_filters, connection.service_filters
-    )
 
 
 async def _send_heartbeats(manager: WebSocketManager, interval: float) -> None:
@@ -206,7 +56,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if set_up_logging:
-            logs.configure_unless_configured(settings.log_level)
+            logs.configure_unless_configured(settings.log_level, settings.log_format)
+        logs.protect_server_logs()
         await manager.start()
         # Attaching tries Redis, which may take up to its connect timeout:
         # in a thread, so the API serves at once (embedded until it is done).
@@ -239,7 +90,18 @@ def create_app(
     app.state.websocket_manager = manager
     app.state.event_bridge = bridge
     app.state.settings = settings
-    app.include_router(router)
+    app.include_router(http_router)
+    app.include_router(stream_router)
+    # Pages of ALLOWED_ORIGINS may call the API (CORS); a request from any
+    # other page is refused before it reaches a route (OriginGuard, added
+    # last, runs first).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+    app.add_middleware(OriginGuard, allowed=settings.allowed_origins)
     return app
 
 

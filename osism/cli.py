@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from osism import logs
 from osism.settings import Settings, describe_invalid_settings, get_settings
@@ -21,6 +22,8 @@ def load_settings() -> Settings:
         return get_settings()
     except ValidationError as e:
         raise click.ClickException(describe_invalid_settings(e)) from None
+    except SettingsError as e:
+        raise click.ClickException(f"Invalid settings:\n  {e}") from None
 
 
 def defaults_from(settings: Settings) -> Dict[str, Any]:
@@ -54,7 +57,7 @@ def main(ctx: click.Context, log_level: Optional[str]) -> None:
     level = settings.log_level if log_level is None else log_level.lower()
     ctx.obj = {"log_level": level, "settings": settings}
     ctx.default_map = defaults_from(settings)
-    logs.configure(level)
+    logs.configure(level, settings.log_format)
 
 
 @main.group()

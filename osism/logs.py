@@ -1,22 +1,91 @@
-"""How osism's processes log: one format, on standard error.
+"""How osism's processes log: on standard error, as text or JSON lines.
 
 The `osism` command sets logging up itself. Under a server that only sets
 up its own loggers (``uvicorn osism.api:app``), the API does it at start-up
 unless something else already configured the root logger.
+
+No line can be forged from outside: in text, control characters of a
+message (a newline in an event type, say) are written as escapes, so one
+record is always one line; JSON escapes them anyway. A read token given as
+``?token=`` is masked in the server's own request lines.
 """
 
+import json
 import logging
+import re
+from datetime import datetime, timezone
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+# C0 control characters and DEL, and the line separators Unicode adds.
+_CONTROL = re.compile("[\x00-\x1f\x7f\u2028\u2029]")
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
 
-def configure(level: str) -> None:
-    """Log records of ``level`` and above to standard error."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+def escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
-def configure_unless_configured(level: str) -> None:
+class TextFormatter(logging.Formatter):
+    """LOG_FORMAT, with control characters of the message escaped (the
+    traceback of an exception, our own, keeps its lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """Log records of ``level`` and above to standard error, as text or JSON."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def configure_unless_configured(level: str, log_format: str = "text") -> None:
     """:func:`configure`, unless the root logger already has a handler (a
     ``--log-config`` of uvicorn's, an embedding application's)."""
     if not logging.getLogger().handlers:
-        configure(level)
+        configure(level, log_format)
+
+
+class MaskTokens(logging.Filter):
+    """Masks ``token=...`` in a record's message (uvicorn logs the path and
+    query of every request and WebSocket it serves)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _TOKEN_IN_QUERY.sub(r"\1***", message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+# The loggers of the servers the API runs under that log request lines.
+SERVER_LOGGERS = ("uvicorn.error", "uvicorn.access", "gunicorn.access")
+
+
+def protect_server_logs() -> None:
+    """Mask tokens in the request lines of uvicorn and gunicorn."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MaskTokens) for f in logger.filters):
+            logger.addFilter(MaskTokens())

@@ -5,12 +5,14 @@ Every call to :func:`get_settings` reads the environment anew, so a process
 re-importing anything. Variable names are the field names in upper case.
 """
 
-from typing import Annotated, Any, Dict, List, Literal, Tuple
+from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Type
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo
+from pydantic import field_validator
 from pydantic import model_validator
-from pydantic_settings import BaseSettings, NoDecode
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
+from osism.secret_files import secret_files
 from osism.listener_settings import (
     LISTENER_EXCHANGES,
     default_topic,
@@ -19,6 +21,10 @@ from osism.listener_settings import (
 )
 
 __all__ = ["LISTENER_EXCHANGES", "Settings", "default_topic", "get_settings"]
+
+# Settings that may come from a file named by <NAME>_FILE, and that are
+# never shown (SecretStr) in logs, errors or health.
+SECRETS = ("events_read_token", "events_write_token")
 
 # Defaults of the Redis fault handling, chosen so that the stream is back
 # within a few seconds of Redis (worst case: the capped restart delay).
@@ -43,6 +49,50 @@ class Settings(BaseSettings):
         description=(
             "Level of osism's own log messages (LOG_LEVEL); `osism --log-level` "
             "overrides it"
+        ),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "Log lines as text, or as one JSON object each for log shippers "
+            "(LOG_FORMAT)"
+        ),
+    )
+    events_read_token: Optional[SecretStr] = Field(
+        default=None,
+        description=(
+            "Token a WebSocket client must give, as 'Authorization: Bearer' or "
+            "?token= (EVENTS_READ_TOKEN, or the file EVENTS_READ_TOKEN_FILE); "
+            "unset, anyone who reaches the API may read the stream"
+        ),
+    )
+    events_write_token: Optional[SecretStr] = Field(
+        default=None,
+        description=(
+            "Token POST /v1/events must give as 'Authorization: Bearer' "
+            "(EVENTS_WRITE_TOKEN, or the file EVENTS_WRITE_TOKEN_FILE); unset, "
+            "anyone who reaches the API may post events"
+        ),
+    )
+    allowed_origins: Annotated[List[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Web origins besides the API's own whose pages may connect or call "
+            "it, separated by commas (ALLOWED_ORIGINS); requests without an "
+            "Origin header (the CLI, scripts) are not affected"
+        ),
+    )
+    max_event_bytes: int = Field(
+        default=1_048_576,
+        gt=0,
+        description="Largest body POST /v1/events takes (MAX_EVENT_BYTES)",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=2,
+        description=(
+            "Deepest nesting of objects and arrays a posted event may have "
+            "(MAX_JSON_DEPTH)"
         ),
     )
     redis_host: str = Field(default="redis", description="Redis host (REDIS_HOST)")
@@ -158,6 +208,31 @@ class Settings(BaseSettings):
             "that reads nothing would otherwise keep it for good"
         ),
     )
+    websocket_max_clients: int = Field(
+        default=10_000,
+        gt=0,
+        description=(
+            "WebSocket clients one API process serves at once; one more is "
+            "closed with 1013 (WEBSOCKET_MAX_CLIENTS)"
+        ),
+    )
+    websocket_max_filter_values: int = Field(
+        default=100,
+        gt=0,
+        description=(
+            "Values one filter list of a client may hold "
+            "(WEBSOCKET_MAX_FILTER_VALUES)"
+        ),
+    )
+    websocket_max_frames_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Frames a client may send per second, in bursts of up to twice "
+            "that; more get an error frame, and a client that keeps on is "
+            "closed with 1008 (WEBSOCKET_MAX_FRAMES_PER_SECOND)"
+        ),
+    )
     websocket_max_pending: int = Field(
         default=10_000,
         gt=0,
@@ -225,6 +300,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [
+                origin.strip().rstrip("/")
+                for origin in value.split(",")
+                if origin.strip()
+            ]
+        return value
+
     @field_validator("listener_exchanges", mode="before")
     @classmethod
     def _parse_exchanges(cls, value: Any) -> Dict[str, str]:
@@ -260,6 +346,19 @@ class Settings(BaseSettings):
                         "twice; name the topic for one of them only"
                     )
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: Type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> Tuple[PydanticBaseSettingsSource, ...]:
+        """The environment, and ``<NAME>_FILE`` for every secret."""
+        files = secret_files(*SECRETS)(settings_cls)
+        return init_settings, env_settings, files
 
     def topics_of(self, service: str) -> List[str]:
         """The topics ``service``'s notifications are consumed from."""

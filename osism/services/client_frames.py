@@ -15,6 +15,12 @@ FILTER_KEYS = ("event_filters", "node_filters", "service_filters")
 ACTIONS = ("set_filters", "resume")
 # Event ids are UUIDs (36 characters); anything much longer is not one.
 MAX_EVENT_ID_LENGTH = 128
+# The longest value a filter may hold: longer than any event type, node
+# name or service name.
+MAX_FILTER_VALUE_LENGTH = 255
+# Values one filter list may hold, unless the caller says otherwise
+# (WEBSOCKET_MAX_FILTER_VALUES).
+DEFAULT_MAX_FILTER_VALUES = 100
 
 
 class FrameError(ValueError):
@@ -42,15 +48,23 @@ def checked_event_id(value: Any) -> str:
     return value
 
 
-def _string_list(key: str, value: Any) -> Optional[List[str]]:
-    if value is None:
-        return None
+def checked_filter_list(key: str, value: Any, max_values: int) -> List[str]:
+    """``value`` as a filter list: strings, at most ``max_values`` of them, none
+    longer than MAX_FILTER_VALUE_LENGTH; or FrameError."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise FrameError(f"'{key}' must be a list of strings")
+    if len(value) > max_values:
+        raise FrameError(f"'{key}' holds {len(value)} values; at most {max_values}")
+    if any(len(v) > MAX_FILTER_VALUE_LENGTH for v in value):
+        raise FrameError(
+            f"a value of '{key}' is longer than {MAX_FILTER_VALUE_LENGTH} characters"
+        )
     return value
 
 
-def parse_client_frame(text: str, max_bytes: int) -> Union[SetFilters, Resume]:
+def parse_client_frame(
+    text: str, max_bytes: int, max_filter_values: int = DEFAULT_MAX_FILTER_VALUES
+) -> Union[SetFilters, Resume]:
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise FrameError(f"frame of {size} bytes is larger than {max_bytes} bytes")
@@ -73,7 +87,16 @@ def parse_client_frame(text: str, max_bytes: int) -> Union[SetFilters, Resume]:
         )
     if action == "resume":
         return Resume(checked_event_id(data.get("last_event_id")))
-    return SetFilters(*(_string_list(key, data.get(key)) for key in FILTER_KEYS))
+    return SetFilters(
+        *(
+            (
+                None
+                if data.get(key) is None
+                else checked_filter_list(key, data[key], max_filter_values)
+            )
+            for key in FILTER_KEYS
+        )
+    )
 
 
 def error_frame(message: str) -> Dict[str, Any]:

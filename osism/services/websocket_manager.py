@@ -132,8 +132,10 @@ class WebSocketManager:
         if connection is None:
             return
         connection.set_filters(event_filters, node_filters, service_filters)
-        logger.info(
-            "WebSocket client %s filters: events=%s nodes=%s services=%s",
+        # DEBUG: a client may change its filters as often as its frame budget
+        # allows; the lists show quoted (repr), so a value cannot forge a line.
+        logger.debug(
+            "WebSocket client %s filters: events=%r nodes=%r services=%r",
             connection.label,
             connection.event_filters,
             connection.node_filters,
@@ -223,6 +225,21 @@ class WebSocketManager:
         connection.replay_through = min(connection.replay_through, last.seq)
         self.stats["replayed"] += replayed
         return resume_frame(replayed)
+
+    async def close(self, websocket: WebSocket, code: int, reason: str) -> None:
+        """Close a client's connection on the server's initiative (a policy
+        violation, say): it is forgotten, its sender stops, and it gets the
+        close frame with ``code``."""
+        connection = self.connections.get(websocket)
+        if connection is None:
+            return
+        self._forget(connection)
+        if connection.sender is not None:
+            connection.sender.cancel()
+        logger.warning(
+            "Closed WebSocket client %s with %d: %s", connection.label, code, reason
+        )
+        await self._close_quietly(websocket, code, reason)
 
     def send_to(self, websocket: WebSocket, message: Dict[str, Any]) -> None:
         """Queue a frame for one client, behind the events already queued for it.
@@ -369,11 +386,16 @@ class WebSocketManager:
         if self.connections.get(connection.websocket) is connection:
             del self.connections[connection.websocket]
 
-    async def _close_quietly(self, websocket: WebSocket) -> None:
+    async def _close_quietly(
+        self, websocket: WebSocket, code: int = CLOSE_DROPPED, reason: str = ""
+    ) -> None:
         """Tell a dropped client so; it may be gone or stuck, which is fine."""
         try:
             async with asyncio.timeout(self.send_timeout):
-                await websocket.close(code=CLOSE_DROPPED)
+                if reason:
+                    await websocket.close(code=code, reason=reason)
+                else:
+                    await websocket.close(code=code)
         except Exception as e:
             logger.debug("Closing a dropped WebSocket client failed: %r", e)
 

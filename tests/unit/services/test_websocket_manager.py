@@ -317,10 +317,11 @@ class TestUpdateFilters:
         assert connection.event_filters == ["e.x"]
         assert connection.node_filters == ["n1"]
         assert connection.service_filters == ["compute"]
+        # DEBUG, never a line per frame at INFO.
         assert websocket_logs() == [
             (
                 WS,
-                logging.INFO,
+                logging.DEBUG,
                 "WebSocket client h:2 filters: events=['e.x'] nodes=['n1'] "
                 "services=['compute']",
             )
@@ -1262,3 +1263,40 @@ class TestResume:
         manager.apply_settings(Settings(event_history_size=3))
 
         assert manager.history.size == 3
+
+
+@pytest.mark.anyio
+class TestClose:
+    async def test_a_client_closed_by_the_server_is_forgotten_and_told_why(
+        self, manager, make_websocket, websocket_logs
+    ):
+        websocket = make_websocket()
+        websocket.client.host, websocket.client.port = "h", 1
+        await manager.connect(websocket)
+        manager.send_to(websocket, {"type": "error", "message": "m"})
+        sender = manager.connections[websocket].sender
+
+        await manager.close(websocket, 1008, "too many frames")
+
+        assert manager.connections == {}
+        websocket.close.assert_awaited_once_with(code=1008, reason="too many frames")
+        assert sender is not None
+        with anyio.fail_after(5):
+            await asyncio.gather(sender, return_exceptions=True)
+        assert sender.cancelled()
+        assert (
+            WS,
+            logging.WARNING,
+            "Closed WebSocket client h:1 with 1008: " "too many frames",
+        ) in websocket_logs()
+
+    async def test_closing_a_client_without_sender_or_one_that_is_gone(
+        self, manager, make_websocket
+    ):
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        await manager.close(websocket, 1008, "x")
+        await manager.close(websocket, 1008, "x")
+
+        websocket.close.assert_awaited_once_with(code=1008, reason="x")
