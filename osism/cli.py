@@ -166,22 +166,33 @@ def publish(obj: Dict[str, Any], event_type: str, payload: Dict[str, Any]) -> No
     help="Only this service, by type (compute) or project (nova) (repeatable).",
 )
 @click.option("--url", show_default=True, help="WebSocket URL (EVENTS_URL).")
+@click.option(
+    "--token",
+    default=None,
+    help="Read token of the API [default: EVENTS_READ_TOKEN(_FILE), if set].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each event as raw JSON.")
+@click.pass_obj
 def watch(
+    obj: Dict[str, Any],
     event_filters: Tuple[str, ...],
     node_filters: Tuple[str, ...],
     service_filters: Tuple[str, ...],
     url: str,
+    token: Optional[str],
     as_json: bool,
 ) -> None:
     """Print the events that match the filters until interrupted.
 
-    Reconnects by itself when the server goes away.
+    Reconnects by itself when the server goes away, and resumes after the
+    last event it printed.
     """
     from osism.watch import Filters, watch_forever
 
+    if token is None and obj["settings"].events_read_token is not None:
+        token = obj["settings"].events_read_token.get_secret_value()
     filters = Filters(list(event_filters), list(node_filters), list(service_filters))
     try:
-        watch_forever(url, filters, as_json=as_json)
+        watch_forever(url, filters, as_json=as_json, token=token)
     except KeyboardInterrupt:
         pass

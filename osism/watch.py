@@ -54,7 +54,7 @@ class Connection(Protocol):
     async def recv(self) -> Union[str, bytes]: ...
 
 
-Connect = Callable[[str], AsyncContextManager[Connection]]
+Connect = Callable[..., AsyncContextManager[Connection]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -100,6 +100,10 @@ async def _subscribe(connection: Connection, filters: Filters) -> None:
             raise click.ClickException(
                 f"the server rejected the filters: {reply.get('message')}"
             )
+
+
+def bearer(token: str) -> Dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def resume_url(url: str, filters: Filters, last_event_id: str) -> str:
@@ -173,7 +177,10 @@ async def _frames(
     sleep: Sleep,
     initial_backoff: float,
     max_backoff: float,
+    token: Optional[str],
 ) -> AsyncGenerator[str, None]:
+    # The read token goes in a header, never in the URL (which servers log).
+    options = {} if token is None else {"additional_headers": bearer(token)}
     delay = initial_backoff
     last_event_id: Optional[str] = None
     while True:
@@ -182,7 +189,7 @@ async def _frames(
             url if last_event_id is None else resume_url(url, filters, last_event_id)
         )
         try:
-            async with connect(target) as connection:
+            async with connect(target, **options) as connection:
                 if last_event_id is None:
                     await _subscribe(connection, filters)
                 subscribed = True
@@ -220,8 +227,12 @@ async def watch(
     sleep: Sleep = asyncio.sleep,
     initial_backoff: float = 0.5,
     max_backoff: float = 10.0,
+    token: Optional[str] = None,
 ) -> None:
-    """Print the events at ``url`` that match ``filters``; return never."""
+    """Print the events at ``url`` that match ``filters``; return never.
+
+    ``token`` is the read token (EVENTS_READ_TOKEN), sent as a bearer token.
+    """
     out = sys.stdout if out is None else out
     frames = _frames(
         url,
@@ -230,6 +241,7 @@ async def watch(
         sleep,
         initial_backoff,
         max_backoff,
+        token,
     )
     # Writing is outside the reconnect loop: a broken stdout (an OSError too)
     # ends the watch instead of passing for a lost connection.
@@ -250,6 +262,7 @@ def watch_forever(
     connect: Optional[Connect] = None,
     initial_backoff: float = 0.5,
     max_backoff: float = 10.0,
+    token: Optional[str] = None,
 ) -> None:
     """Run :func:`watch` in a new event loop until interrupted."""
     asyncio.run(
@@ -261,5 +274,6 @@ def watch_forever(
             connect=connect,
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
+            token=token,
         )
     )

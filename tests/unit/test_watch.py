@@ -528,6 +528,21 @@ class TestResume:
 
 
 @pytest.mark.anyio
+class TestToken:
+    async def test_the_token_is_sent_as_a_bearer_header_on_every_connect(self):
+        seen = []
+
+        def connect(url, **options):
+            seen.append(options)
+            return FakeConnection(FILTER_OK, json.dumps(event()))
+
+        with anyio.fail_after(5), pytest.raises(EndOfScript):
+            await watch(URL, FILTERS, out=io.StringIO(), connect=connect, token="t")
+
+        assert seen == [{"additional_headers": {"Authorization": "Bearer t"}}]
+
+
+@pytest.mark.anyio
 class TestFatalErrors:
     async def test_an_invalid_uri_ends_the_watch_without_retrying(self):
         sleeps = RecordedSleeps()
@@ -599,19 +614,20 @@ class TestWatchCommand:
 
     def test_options_become_filters_url_and_json_mode(self, watch_forever):
         args = ["--event", "a", "--event", "b", "--node", "n", "--service", "s"]
-        args += ["--url", "ws://x", "--json"]
+        args += ["--url", "ws://x", "--json", "--token", "t"]
 
         result = CliRunner().invoke(main, ["events", "watch", *args])
 
         assert result.exit_code == 0, result.output
         watch_forever.assert_called_once_with(
-            "ws://x", Filters(["a", "b"], ["n"], ["s"]), as_json=True
+            "ws://x", Filters(["a", "b"], ["n"], ["s"]), as_json=True, token="t"
         )
 
     def test_without_options_it_watches_everything_at_events_url(
         self, watch_forever, monkeypatch
     ):
         monkeypatch.setenv("EVENTS_URL", "ws://elsewhere:1/v1/events/openstack")
+        monkeypatch.delenv("EVENTS_READ_TOKEN", raising=False)
 
         result = CliRunner().invoke(main, ["events", "watch"])
 
@@ -620,6 +636,21 @@ class TestWatchCommand:
             "ws://elsewhere:1/v1/events/openstack",
             Filters([], [], []),
             as_json=False,
+            token=None,
+        )
+
+    def test_the_read_token_comes_from_the_environment(
+        self, watch_forever, monkeypatch
+    ):
+        monkeypatch.setenv("EVENTS_READ_TOKEN", "from-env")
+
+        result = CliRunner().invoke(main, ["events", "watch"])
+
+        assert result.exit_code == 0, result.output
+        assert watch_forever.call_args.kwargs["token"] == "from-env"
+        assert (
+            "from-env"
+            not in CliRunner().invoke(main, ["events", "watch", "--help"]).output
         )
 
     def test_an_interrupt_ends_the_command_quietly(self, watch_forever):
