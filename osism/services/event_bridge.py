@@ -5,23 +5,14 @@ The publishing side (the listener) calls :meth:`EventBridge.add_event`, which
 publishes ``{"event_type": ..., "payload": ...}`` on the Redis channel
 ``osism:events``. The API side calls :meth:`EventBridge.set_websocket_manager`,
 which starts a subscriber thread for that channel and a processor thread for
-the local queue; both hand every event to the WebSocket manager's event loop
-with ``call_soon_threadsafe``. Without Redis, events go to the local queue and
-reach only this process's WebSocket clients.
+the local queue; both hand every event to the WebSocket manager's event loop.
+Without Redis, events go to the local queue and reach only this process's
+WebSocket clients.
 
-``EventBridge`` is the seed's interface: its names, signatures, log texts and
-the private names its tests use. The work is done by the parts in
-:mod:`osism.services.bridge`, one job each; attributes the seed reads or sets
-are the parts' own (see :class:`_Part`). What the bridge adds to the seed, so
-that the stream survives Redis outages, is told in those parts:
-
-- events that cannot be published, or that nobody received, are kept in
-  order and published once Redis is back (:mod:`~osism.services.bridge.publisher`,
-  :mod:`~osism.services.bridge.reconnector`);
-- the subscriber loop that gives up is restarted after a cool-down, so the
-  stream never stops for good (:mod:`~osism.services.bridge.subscriber`);
-- one Redis client serves the bridge for its whole life
-  (:mod:`~osism.services.bridge.link`).
+``EventBridge`` is the seed's interface (names, signatures, log texts, the
+private names its tests use); the work is done by the parts in
+:mod:`osism.services.bridge`, one job each, which also say what the bridge
+adds to the seed so that the stream survives Redis outages.
 """
 
 import json  # noqa: F401 - the seed's tests patch event_bridge.json.dumps
@@ -103,14 +94,7 @@ class EventBridge:
         self._buffer_size = settings.redis_buffer_size
         self._event_queue: EventBuffer[wire.Event] = EventBuffer(self._buffer_size)
         origin = uuid.uuid4().hex
-        self._link = RedisLink(
-            host=settings.redis_host,
-            port=settings.redis_port,
-            db=settings.redis_db,
-            channel=settings.redis_channel,
-            socket_timeout=settings.redis_socket_timeout,
-            host_configured="redis_host" in settings.model_fields_set,
-        )
+        self._link = RedisLink.from_settings(settings)
         # REDIS_RETRY_DELAY doubling up to REDIS_RESTART_MAX_DELAY; a retry
         # delay above that cap is every wait.
         backoff = Backoff(
@@ -174,21 +158,10 @@ class EventBridge:
         with self._link.lock:
             if self._shutdown_event.is_set():
                 return
-            self._link.tried = True
-            if not REDIS_AVAILABLE:
-                logger.warning(
-                    "Redis library not available, using the local event queue"
-                )
-                return
-            if self._link.disabled:
-                logger.info(
-                    "Redis is disabled (REDIS_HOST is empty): events reach only "
-                    "this process's WebSocket clients"
-                )
-                return
             owner = self._subscriber.owned_here()
-            client = self._link.connect(serving=self._websocket_manager is not None)
-            if owner:
+            serving = self._websocket_manager is not None
+            client = self._link.connect(serving, library=REDIS_AVAILABLE)
+            if owner and self._redis_wanted():
                 self._subscriber.adopt(client)
 
     def _ensure_redis_tried(self) -> None:

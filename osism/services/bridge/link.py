@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional
 
+from osism.settings import Settings
+
 logger = logging.getLogger("osism.event_bridge")
 
 
@@ -85,12 +87,34 @@ class RedisLink:
         self.last_error: Optional[str] = None
         self._clock = clock
 
-    def connect(self, serving: bool) -> Any:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RedisLink":
+        return cls(
+            host=settings.redis_host,
+            port=settings.redis_port,
+            db=settings.redis_db,
+            channel=settings.redis_channel,
+            socket_timeout=settings.redis_socket_timeout,
+            host_configured="redis_host" in settings.model_fields_set,
+        )
+
+    def connect(self, serving: bool, library: bool = True) -> Any:
         """Ping Redis (making the client first if needed); the client, or None.
 
         ``serving``: the bridge delivers to a WebSocket manager, so running
-        without Redis may be its default (see :meth:`optional`).
+        without Redis may be its default (see :meth:`optional`). ``library``:
+        whether redis-py is there at all.
         """
+        self.tried = True
+        if not library:
+            logger.warning("Redis library not available, using the local event queue")
+            return None
+        if self.disabled:
+            logger.info(
+                "Redis is disabled (REDIS_HOST is empty): events reach only this "
+                "process's WebSocket clients"
+            )
+            return None
         try:
             client = self.made if self.made is not None else self._make_client()
             client.ping()

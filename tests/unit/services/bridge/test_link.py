@@ -11,7 +11,8 @@ from redis.retry import Retry
 from osism.services.bridge import link as link_module
 from osism.services.bridge.link import RedisLink, import_lazily, utc_text
 from tests.unit.services.bridge_doubles import FakeClock
-from tests.unit.services.bridge_log_lines import debug, error, info
+from osism.settings import Settings
+from tests.unit.services.bridge_log_lines import debug, error, info, warning
 
 # 2023-11-14T22:13:20Z
 T0 = 1_700_000_000.0
@@ -255,9 +256,53 @@ class TestEmbeddedByDefault:
 
 
 class TestDisabled:
-    def test_an_empty_host_disables_redis(self, clock):
-        assert make_link(clock, host="").disabled is True
+    def test_an_empty_host_disables_redis_with_an_info_log(
+        self, fake_redis, clock, bridge_logs
+    ):
+        link = make_link(clock, host="")
+
+        assert link.connect(serving=True) is None
+
+        assert (link.disabled, link.tried) == (True, True)
         assert make_link(clock).disabled is False
+        assert fake_redis.made == []
+        assert link.outage() is None
+        assert bridge_logs() == [
+            info(
+                "Redis is disabled (REDIS_HOST is empty): events reach only "
+                "this process's WebSocket clients"
+            )
+        ]
+
+    def test_without_redis_py_it_warns_and_connects_nothing(
+        self, fake_redis, link, bridge_logs
+    ):
+        assert link.connect(serving=False, library=False) is None
+
+        assert link.tried is True
+        assert fake_redis.made == []
+        assert bridge_logs() == [
+            warning("Redis library not available, using the local event queue")
+        ]
+
+
+class TestFromSettings:
+    def test_the_values_come_from_the_settings(self):
+        settings = Settings(
+            redis_host="r",
+            redis_port=7,
+            redis_db=2,
+            redis_channel="c",
+            redis_socket_timeout=1.5,
+        )
+
+        link = RedisLink.from_settings(settings)
+
+        assert (link.host, link.port, link.db, link.channel) == ("r", 7, 2, "c")
+        assert (link.socket_timeout, link.host_configured) == (1.5, True)
+
+    def test_a_host_left_to_its_default_is_not_configured(self, redis_env):
+        assert RedisLink.from_settings(Settings()).host_configured is False
 
 
 class TestClosing:
