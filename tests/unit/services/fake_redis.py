@@ -42,6 +42,8 @@ class FakeRedis:
         self.others: Dict[str, int] = {}
         # Called when a read finds nothing; a test ends its loop here.
         self.when_idle: Callable[[], None] = lambda: None
+        # Called after each publish that Redis took.
+        self.when_published: Callable[[], None] = lambda: None
 
     # The redis.Redis stand-in.
     def client(self, **kwargs: Any) -> "FakeClient":
@@ -60,6 +62,13 @@ class FakeRedis:
 
     def come_back(self) -> None:
         self.down_error = None
+
+    def restart(self) -> None:
+        """Redis restarted while nobody was looking: the subscriptions are
+        gone and each pub/sub's next read finds its connection closed."""
+        for pubsub in self.pubsubs:
+            pubsub.channels.clear()
+            pubsub.broken = True
 
     def fail_next(self, command: str, *errors: BaseException) -> None:
         """The next calls of ``command`` (``ping``, ``publish``, ``pubsub_numsub``,
@@ -99,6 +108,7 @@ class FakeRedis:
                         "data": message,
                     }
                 )
+        self.when_published()
         return self.subscribers(channel)
 
 
@@ -145,6 +155,7 @@ class FakePubSub:
         self.channels: List[str] = []
         self.inbox: Deque[Dict[str, Any]] = deque()
         self.closed = False
+        self.broken = False
         self.idle_reads = 0
 
     def subscribe(self, channel: str) -> None:
@@ -157,6 +168,9 @@ class FakePubSub:
 
     def get_message(self, timeout: float) -> Optional[Dict[str, Any]]:
         self.server._check("pubsub.get_message")
+        if self.broken:
+            self.broken = False
+            raise ConnectionError("Connection closed by server.")
         if self.inbox:
             return self.inbox.popleft()
         self.idle_reads += 1

@@ -202,7 +202,7 @@ class TestEmbeddedByDefault:
     @pytest.fixture
     def embedded(self, make_bridge, fake_redis):
         fake_redis.go_down()
-        bridge = make_bridge(connect=False)
+        bridge = make_bridge(connect=False, **QUICK)
         bridge.set_websocket_manager(Manager())
         return bridge
 
@@ -230,11 +230,15 @@ class TestEmbeddedByDefault:
 
 class TestOutages:
     @pytest.fixture
-    def api(self, make_bridge, fake_redis):
+    def api_manager(self) -> Manager:
+        return Manager()
+
+    @pytest.fixture
+    def api(self, make_bridge, fake_redis, api_manager):
         """An API process whose Redis went away; the one other API process
         had received its last event, and is back as soon as Redis is."""
         bridge = make_bridge(**QUICK)
-        bridge.set_websocket_manager(Manager())
+        bridge.set_websocket_manager(api_manager)
         fake_redis.add_subscribers(CHANNEL, 1)
         bridge.add_event("before", {})
         fake_redis.go_down()
@@ -270,11 +274,11 @@ class TestOutages:
         assert info("Published 1 kept events to Redis") in bridge_logs()
 
     def test_its_own_events_coming_back_are_not_delivered_twice(
-        self, api, fake_redis, threads
+        self, api, api_manager, fake_redis, threads
     ):
         add(api, event(1))
         fake_redis.come_back()
-        manager = api._websocket_manager
+        manager = api_manager
         idle = []
 
         def flush_then_shut_down() -> None:

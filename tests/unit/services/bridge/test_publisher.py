@@ -155,6 +155,7 @@ class TestKeptEventsComeFirst:
         start = mocker.patch.object(
             side.reconnector,
             "ensure_running",
+            # Only RLock's private _is_owned tells whether this thread holds it.
             side_effect=lambda: held.append(side.backlog.lock._is_owned()),
         )
 

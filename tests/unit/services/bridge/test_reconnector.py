@@ -201,13 +201,7 @@ class TestFlushing:
     ):
         kept(up, 1, 2, 3)
         up.reconnector.ensure_running()
-        original_publish = fake_redis._publish
-
-        def publish_then_shut_down(channel, message):
-            up.shutdown.set()
-            return original_publish(channel, message)
-
-        fake_redis._publish = publish_then_shut_down
+        fake_redis.when_published = up.shutdown.set
 
         threads[0].run()
 
