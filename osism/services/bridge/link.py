@@ -28,7 +28,7 @@ def import_lazily(name: str) -> Any:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:  # pragma: no cover - a dependency
+    if spec is None or spec.loader is None:
         return None
     loader = importlib.util.LazyLoader(spec.loader)
     spec.loader = loader

@@ -157,6 +157,7 @@ class FakePubSub:
         self.closed = False
         self.broken = False
         self.idle_reads = 0
+        self.read_timeouts: List[float] = []
 
     def subscribe(self, channel: str) -> None:
         self.server._check("pubsub.subscribe")
@@ -167,6 +168,7 @@ class FakePubSub:
         )
 
     def get_message(self, timeout: float) -> Optional[Dict[str, Any]]:
+        self.read_timeouts.append(timeout)
         self.server._check("pubsub.get_message")
         if self.broken:
             self.broken = False

@@ -195,6 +195,17 @@ class TestRedisDisabled:
         assert disabled.health()["buffered"] == 0
         assert warnings_and_errors(bridge_logs()) == []
 
+    def test_a_publisher_keeps_nothing_it_would_report_at_shutdown(
+        self, make_bridge, threads, bridge_logs
+    ):
+        publisher = make_bridge(redis_host="")
+        add(publisher, event(1), event(2))
+
+        publisher.shutdown()
+
+        assert threads == []
+        assert warnings_and_errors(bridge_logs()) == []
+
 
 class TestEmbeddedByDefault:
     """An API without REDIS_HOST that finds nothing at the default host."""

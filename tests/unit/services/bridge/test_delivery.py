@@ -62,14 +62,17 @@ class TestHandingOver:
         assert handover.stats == Counter()
         assert bridge_logs() == []
 
-    def test_events_on_one_loop_go_in_one_batch_in_order(self, handover, loop):
+    def test_events_on_one_loop_go_in_one_batch_in_order(self, handover, loop, mocker):
         manager = MagicMock(loop=loop)
         handover.manager = manager
         second = {**EVENT, "event_type": "second"}
+        wake_ups = mocker.spy(loop, "call_soon_threadsafe")
 
         handover.hand_over(EVENT)
         handover.hand_over(second)
         loop.run_until_complete(asyncio.sleep(0))
+
+        assert wake_ups.call_count == 1
 
         assert [c.args[0] for c in manager.enqueue_notification.call_args_list] == [
             EVENT_TYPE,
@@ -197,12 +200,12 @@ class TestWithoutAManagerLoop:
         handover.manager = manager
 
         handover.hand_over(EVENT)
+        handover.hand_over(EVENT)
 
-        assert [loop.is_closed() for loop in created_loops] == [True]
-        assert handover.stats == Counter({"dropped": 1})
-        assert bridge_logs() == [
-            error("Error handing an event to the WebSocket manager: ValueError('boom')")
-        ]
+        assert [loop.is_closed() for loop in created_loops] == [True, True]
+        assert handover.stats == Counter({"dropped": 2})
+        failed = "Error handing an event to the WebSocket manager: ValueError('boom')"
+        assert bridge_logs() == [error(failed)] * 2
 
 
 class Processing:

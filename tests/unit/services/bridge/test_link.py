@@ -348,6 +348,9 @@ class TestLazyImport:
         assert sys.modules["colorsys"] is module
         assert module.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
 
+    def test_a_module_that_is_not_there_is_none(self):
+        assert import_lazily("osism_no_such_module") is None
+
     def test_a_module_imported_already_is_returned_as_it_is(self):
         assert import_lazily("json") is json
 

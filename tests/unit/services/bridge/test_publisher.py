@@ -88,6 +88,28 @@ class TestPublishFailures:
             info(f"Published event {name(1)} to Redis after reconnect"),
         ]
 
+    def test_each_publish_after_a_reconnect_is_counted(self, listened, fake_redis):
+        for number in (1, 2):
+            fake_redis.fail_next("publish", ConnectionError("reset"))
+            listened.publisher.publish(event(number))
+
+        assert fake_redis.messages(CHANNEL) == [event(1), event(2)]
+        assert listened.stats == Counter({"published": 2})
+
+    def test_the_failure_is_the_outages_cause_before_reconnecting(
+        self, listened, fake_redis
+    ):
+        during_reconnect = []
+        listened.publisher.reconnect = lambda: during_reconnect.append(
+            listened.link.outage()
+        )
+        fake_redis.fail_next("publish", ConnectionError("reset"))
+
+        listened.publisher.publish(event(1))
+
+        assert during_reconnect == [{"since": "2023-11-14T22:13:20Z", "error": "reset"}]
+        assert fake_redis.messages(CHANNEL) == [event(1)]
+
     def test_when_the_reconnect_fails_the_event_is_kept(
         self, side, fake_redis, bridge_logs, threads
     ):

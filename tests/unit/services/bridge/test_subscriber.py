@@ -113,8 +113,55 @@ class TestReading:
         reading.subscriber.listen()
 
         assert pubsub.closed is True
+        assert pubsub.read_timeouts == [1.0, 1.0]
         assert reading.subscriber.connected is True
         assert bridge_logs() == [SUBSCRIBED, STOPPED]
+
+    def test_it_counts_as_connected_once_subscribed_and_not_while_reconnecting(
+        self, reading, fake_redis
+    ):
+        """What health reports as redis_connected."""
+        seen = []
+        pubsub = reading.subscriber.pubsub
+        read = pubsub.get_message
+        original_wait = reading.shutdown.wait
+
+        def get_message(timeout):
+            seen.append(("read", reading.subscriber.connected))
+            return read(timeout)
+
+        pubsub.get_message = get_message
+        steps = [
+            lambda: fake_redis.fail_next("pubsub.get_message", ConnectionError("a")),
+            lambda: fake_redis.fail_next("pubsub.get_message", ConnectionError("b")),
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+        resubscribes = [None, ConnectionError("down")]
+
+        def wait_then_fail_resubscribing(timeout=None):
+            seen.append(("wait", reading.subscriber.connected))
+            if resubscribes.pop(0) is not None:
+                fake_redis.fail_next("pubsub.subscribe", ConnectionError("down"))
+            return original_wait(timeout)
+
+        reading.shutdown.wait = wait_then_fail_resubscribing
+
+        reading.subscriber.listen()
+
+        # Subscribed, reading (the confirmation, an empty read, a failing
+        # one); not connected while waiting; subscribed again, connected at
+        # the next reads; after the next failure subscribing again fails: not
+        # connected until a read succeeds.
+        assert seen == [
+            *[("read", True)] * 3,
+            ("wait", False),
+            *[("read", True)] * 3,
+            ("wait", False),
+            ("read", False),
+        ]
+        assert reading.subscriber.connected is True
+        assert reading.link.last_error == "b"
 
     def test_events_are_delivered_in_order_and_other_entries_ignored(
         self, reading, bridge_logs
@@ -139,8 +186,10 @@ class TestReading:
 
         reading.subscriber.listen()
 
+        reading.subscriber.handle(json.dumps({**EVENT, "origin": ORIGIN}))
+
         assert reading.delivered == [theirs]
-        assert reading.stats == Counter({"own_skipped": 1})
+        assert reading.stats == Counter({"own_skipped": 2})
         assert bridge_logs() == [SUBSCRIBED, STOPPED]
 
     def test_invalid_json_is_logged_counted_and_skipped(self, reading, bridge_logs):
@@ -168,21 +217,26 @@ class TestReading:
         self, reading, bridge_logs
     ):
         reading.subscriber.handle('{"payload": {}}')
+        reading.subscriber.handle('{"payload": {}}')
 
         assert reading.delivered == []
-        assert reading.stats == Counter({"invalid": 1})
-        assert bridge_logs() == [
-            error(
-                "Skipping Redis message that is not an event: "
-                "missing or non-string 'event_type'"
-            )
-        ]
+        assert reading.stats == Counter({"invalid": 2})
+        assert (
+            bridge_logs()
+            == [
+                error(
+                    "Skipping Redis message that is not an event: "
+                    "missing or non-string 'event_type'"
+                )
+            ]
+            * 2
+        )
 
     def test_a_failing_delivery_is_logged_counted_and_reading_goes_on(
         self, fake_redis, bridge_logs, caplog
     ):
         reading = Reading(fake_redis)
-        failures = [RuntimeError("boom")]
+        failures = [RuntimeError("boom"), RuntimeError("boom")]
 
         def deliver(event):
             if failures:
@@ -191,16 +245,17 @@ class TestReading:
 
         reading.subscriber.deliver = deliver
         reading.subscriber.pubsub.subscribe(CHANNEL)
-        reading.publish(EVENT, EVENT)
+        reading.publish(EVENT, EVENT, EVENT)
         reading.end_when_idle()
         caplog.clear()
 
         reading.subscriber.listen()
 
         assert reading.delivered == [EVENT]
-        assert reading.stats == Counter({"dropped": 1})
+        assert reading.stats == Counter({"dropped": 2})
         assert bridge_logs() == [
             SUBSCRIBED,
+            error("Error processing Redis event: boom"),
             error("Error processing Redis event: boom"),
             STOPPED,
         ]
@@ -418,27 +473,38 @@ class TestSupervising:
         supervised.outcomes.extend([lambda: None, lambda: None, subscribed])
         supervised.subscriber.connected = True
 
+        cooling_down = []
+        original_wait = supervised.shutdown.wait
+
+        def wait(timeout=None):
+            cooling_down.append(supervised.subscriber.connected)
+            return original_wait(timeout)
+
+        supervised.shutdown.wait = wait
+
         supervised.subscriber.supervise()
 
         assert supervised.runs == [False, False, False, False]
         assert supervised.shutdown.waits == [1.0, 2.0, 1.0, 2.0]
+        assert cooling_down == [False] * 4
 
     def test_an_exception_from_the_loop_is_logged_counted_and_restarted(
         self, supervised, bridge_logs
     ):
         supervised.shutdown.stop_after = 2
-        supervised.outcomes.append(RuntimeError("boom"))
+        supervised.outcomes.extend([RuntimeError("boom"), RuntimeError("boom")])
 
         supervised.subscriber.supervise()
 
         assert len(supervised.runs) == 2
         assert supervised.stats == Counter(
-            {"redis_errors": 1, "subscriber_restarts": 2}
+            {"redis_errors": 2, "subscriber_restarts": 2}
         )
         assert supervised.link.last_error == "boom"
         assert without_connects(bridge_logs()) == [
             error("Redis subscriber failed: boom"),
             restarting("1"),
+            error("Redis subscriber failed: boom"),
             restarting("2"),
         ]
 
