@@ -63,7 +63,7 @@ class RedisLink:
         db: int,
         channel: str,
         socket_timeout: float,
-        host_configured: bool = True,
+        host_configured: bool,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host

@@ -167,6 +167,51 @@ class TestSettings:
         delays = bridge._subscriber.restart_backoff.delays()
         assert [next(delays) for _ in range(3)] == [2.0, 2.0, 2.0]
 
+    def test_how_long_kept_events_wait_for_subscribers_comes_from_the_settings(
+        self, make_bridge
+    ):
+        bridge = make_bridge(
+            redis_subscriber_wait=3.0,
+            redis_retry_delay=2.0,
+            redis_restart_max_delay=5.0,
+        )
+
+        # Shown in public only by waiting that long.
+        receivers = bridge._reconnector.receivers
+        assert (receivers.subscriber_wait, receivers.reconnect_window) == (3.0, 7.0)
+        assert receivers.stats is bridge.stats
+
+
+class TestOwnership:
+    def test_a_failed_reconnect_elsewhere_leaves_the_subscribers_pubsub_alone(
+        self, make_bridge, fake_redis, threads
+    ):
+        bridge = make_bridge()
+        bridge.set_websocket_manager(Manager())
+        pubsub = fake_redis.pubsubs[0]
+        fake_redis.go_down()
+
+        bridge.add_event("x", {})
+
+        assert bridge.health()["mode"] == "embedded"
+        # The seed's name for the pub/sub; nothing public shows which it is.
+        assert bridge._redis_subscriber is pubsub
+        assert pubsub.closed is False
+
+    def test_a_publisher_back_on_redis_starts_no_subscriber(
+        self, make_bridge, fake_redis, threads
+    ):
+        fake_redis.go_down()
+        listener = make_bridge(**QUICK)
+        add(listener, event(1))
+        fake_redis.come_back()
+        fake_redis.add_subscribers(CHANNEL, 1)
+
+        thread(threads, "reconnector").run()
+
+        assert [t.part for t in threads] == ["reconnector"]
+        assert fake_redis.messages(CHANNEL) == [event(1)]
+
 
 class TestRedisDisabled:
     @pytest.fixture

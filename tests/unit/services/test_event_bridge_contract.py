@@ -207,7 +207,7 @@ class TestInitRedis:
 
 class TestSetWebsocketManager:
     def test_with_redis_it_stores_the_manager_and_starts_both_threads(
-        self, bridge, starters
+        self, bridge, starters, bridge_logs
     ):
         start_subscriber, start_processor = starters
         manager = MagicMock()
@@ -217,6 +217,9 @@ class TestSetWebsocketManager:
         assert bridge._websocket_manager is manager
         start_subscriber.assert_called_once_with()
         start_processor.assert_called_once_with()
+        assert bridge_logs()[-1] == info(
+            "WebSocket manager attached to the event bridge"
+        )
 
     def test_without_a_redis_client_the_subscriber_is_not_started(
         self, bridge, starters
@@ -319,10 +322,13 @@ class TestAddEvent:
         )
 
         offline_bridge.add_event(EVENT_TYPE, PAYLOAD)
+        offline_bridge.add_event(EVENT_TYPE, PAYLOAD)
 
-        assert bridge_logs() == [
-            warning(f"Local event queue full, dropping event {EVENT_TYPE}")
-        ]
+        assert offline_bridge.stats == Counter({"dropped": 2})
+        assert (
+            bridge_logs()
+            == [warning(f"Local event queue full, dropping event {EVENT_TYPE}")] * 2
+        )
 
     def test_any_other_error_is_logged_and_swallowed(self, bridge, mocker, bridge_logs):
         mocker.patch(
@@ -330,7 +336,9 @@ class TestAddEvent:
         )
 
         bridge.add_event(EVENT_TYPE, PAYLOAD)
+        bridge.add_event(EVENT_TYPE, PAYLOAD)
 
+        assert bridge.stats == Counter({"dropped": 2})
         assert bridge_logs()[-1] == error(f"Error adding event {EVENT_TYPE}: bad")
 
 

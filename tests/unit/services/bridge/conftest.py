@@ -58,7 +58,7 @@ def make_side(
         clock = FakeClock(1_700_000_000.0)
         shutdown = FakeShutdown(clock, stop_after)
         stats: "Counter[str]" = Counter()
-        link = RedisLink("redis", 6379, 0, CHANNEL, 5.0, clock=clock)
+        link = RedisLink("redis", 6379, 0, CHANNEL, 5.0, True, clock=clock)
         local_queue: Any = EventBuffer(buffer_size)
         backlog = Backlog(local_queue)
         receivers = Receivers(subscriber_wait, 6.0, stats, clock)

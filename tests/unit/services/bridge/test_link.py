@@ -38,6 +38,7 @@ def make_link(clock: FakeClock, **overrides: Any) -> RedisLink:
         db=0,
         channel="osism:events",
         socket_timeout=5.0,
+        host_configured=True,
         clock=clock,
     )
     return RedisLink(**{**arguments, **overrides})

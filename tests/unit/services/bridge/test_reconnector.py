@@ -209,6 +209,14 @@ class TestFlushing:
         assert up.contents() == [event(2), event(3)]
         assert up.reconnector.thread is threads[0]
 
+    def test_a_flush_cut_short_by_shutdown_is_not_done(self, up, fake_redis):
+        kept(up, 1, 2)
+        fake_redis.when_published = up.shutdown.set
+
+        assert up.reconnector.flush() is False
+
+        assert up.contents() == [event(2)]
+
     def test_a_flush_without_a_client_leaves_the_backlog_alone(
         self, make_side, fake_redis, bridge_logs
     ):

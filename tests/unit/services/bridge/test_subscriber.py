@@ -55,7 +55,7 @@ class Reading:
         self.runs: List[bool] = []
         self.clock = FakeClock(1_700_000_000.0)
         self.shutdown = FakeShutdown(self.clock, stop_after)
-        self.link = RedisLink("redis", 6379, 0, CHANNEL, 5.0, clock=self.clock)
+        self.link = RedisLink("redis", 6379, 0, CHANNEL, 5.0, True, clock=self.clock)
         self.delivered: List[Any] = []
         self.stats: "Counter[str]" = Counter()
         self.subscriber = Subscriber(
