@@ -104,9 +104,10 @@ class TestSubscribersBack:
         receivers.back(client, CHANNEL)
 
         assert receivers.last_count == 1
-        assert receivers.back(client, CHANNEL) is True
         fake_redis.add_subscribers(CHANNEL, -1)
         assert receivers.back(client, CHANNEL) is False
+        fake_redis.add_subscribers(CHANNEL, 1)
+        assert receivers.back(client, CHANNEL) is True
         assert bridge_logs() == [waiting_for("10", 1, 2), waiting_for("10", 0, 1)]
 
     def test_once_all_are_back_a_later_shortfall_starts_a_new_wait(
