@@ -38,9 +38,6 @@ class EventBuffer(queue.Queue[T]):
             self.queue.append(item)
             self.not_empty.notify()
 
-    def put_nowait(self, item: T) -> None:
-        self.put(item, block=False)
-
     def requeue(self, item: T) -> None:
         """Put ``item`` back at the head; if that overfills, it is the one dropped."""
         with self.not_empty:

@@ -1,5 +1,5 @@
 import logging
-from typing import Callable, Iterator, List, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 from unittest.mock import AsyncMock, MagicMock
 
 import pytest
@@ -7,6 +7,9 @@ from kombu.transport import memory
 
 from osism.services.event_bridge import EventBridge
 from osism.services.websocket_manager import WebSocketManager
+from osism.settings import Settings
+from tests.unit.services.bridge_doubles import FakeThread
+from tests.unit.services.fake_redis import FakeRedis
 from tests.unit.services.openstack_bus import OpenStack
 
 LogRecordTuple = Tuple[str, int, str]
@@ -31,43 +34,60 @@ def manager() -> WebSocketManager:
     return WebSocketManager(send_timeout=5.0, max_pending=100)
 
 
-@pytest.fixture(autouse=True)
-def start_reconnector(mocker) -> MagicMock:
-    """No real reconnector thread: tests call _reconnect_loop themselves."""
-    return mocker.patch.object(EventBridge, "_start_reconnector")
+REDIS_VARIABLES = (
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_DB",
+    "REDIS_CHANNEL",
+    "REDIS_SOCKET_TIMEOUT",
+    "REDIS_RETRY_DELAY",
+    "REDIS_MAX_RETRIES",
+    "REDIS_RESTART_MAX_DELAY",
+    "REDIS_BUFFER_SIZE",
+    "REDIS_SUBSCRIBER_WAIT",
+)
 
 
 @pytest.fixture
-def starters(mocker) -> Tuple[MagicMock, MagicMock]:
-    """No subscriber or processor thread: their starters are stand-ins."""
-    return (
-        mocker.patch.object(EventBridge, "_start_redis_subscriber"),
-        mocker.patch.object(EventBridge, "_start_processor_thread"),
-    )
+def redis_env(monkeypatch) -> None:
+    """The settings' defaults for Redis, whatever the environment of the run."""
+    for name in REDIS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
-def redis_cls(mocker) -> MagicMock:
-    """redis.Redis as the event bridge sees it; ping() succeeds."""
-    return mocker.patch("osism.services.event_bridge.redis.Redis")
+def fake_redis(mocker, redis_env) -> FakeRedis:
+    """A Redis in memory; redis.Redis, as the bridge sees it, connects to it."""
+    server = FakeRedis()
+    mocker.patch("osism.services.event_bridge.redis.Redis", side_effect=server.client)
+    return server
 
 
 @pytest.fixture
-def redis_client(redis_cls) -> MagicMock:
-    return redis_cls.return_value
+def threads(mocker) -> List[FakeThread]:
+    """The bridge's threads, made but not started: a test runs a thread's body
+    itself (``FakeThread.run``)."""
+    made: List[FakeThread] = []
+
+    def start_daemon(target: Callable[[], None], part: str) -> FakeThread:
+        thread = FakeThread(target, part)
+        made.append(thread)
+        return thread
+
+    mocker.patch("osism.services.bridge.threads.start_daemon", side_effect=start_daemon)
+    return made
 
 
 @pytest.fixture
-def bridge(redis_cls) -> EventBridge:
-    """A fresh bridge connected to a mocked Redis."""
-    return EventBridge()
+def make_bridge(fake_redis, threads, bridge_logs) -> Callable[..., EventBridge]:
+    """Makes a bridge with settings given as keyword arguments (the rest
+    defaults), on the fake Redis, its threads not started; its logs are
+    captured from the start."""
 
+    def make(connect: bool = True, **settings: Any) -> EventBridge:
+        return EventBridge(connect=connect, settings=Settings(**settings))
 
-@pytest.fixture
-def offline_bridge(redis_cls) -> EventBridge:
-    """A fresh bridge whose Redis did not answer: it uses the local queue."""
-    redis_cls.return_value.ping.side_effect = ConnectionError("refused")
-    return EventBridge()
+    return make
 
 
 @pytest.fixture

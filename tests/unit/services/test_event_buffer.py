@@ -133,8 +133,9 @@ class TestRequeue:
         buffer.put("b")
 
         buffer.requeue("z")
+        buffer.requeue("y")
 
-        assert buffer.dropped == 1
+        assert buffer.dropped == 2
         assert buffer.unfinished_tasks == 2
         assert contents(buffer) == ["a", "b"]
 

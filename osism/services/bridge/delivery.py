@@ -1,0 +1,112 @@
+"""Handing events to the WebSocket manager, and the local queue's thread.
+
+When the manager has recorded the loop its broadcaster runs on, an event is
+handed to that loop (in batches, see :mod:`osism.services.loop_handoff`) and
+the calling thread moves on at once. The seed ran a fresh private loop per
+event instead, which touched the manager's asyncio queue from a foreign
+thread while the broadcaster's loop used it; the private loop remains only
+for a manager that has no loop yet.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import Counter
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from osism.services.bridge import threads, wire
+from osism.services.bridge.wire import Event
+from osism.services.event_buffer import EventBuffer
+from osism.services.loop_handoff import LoopHandoff
+
+logger = logging.getLogger("osism.event_bridge")
+
+Notification = Tuple[str, Dict[str, Any], Optional[str]]
+
+# Seconds the processor waits for an event; bounds how long shutdown waits.
+QUEUE_TIMEOUT = 1.0
+
+
+class Handover:
+    """Gives events to :attr:`manager`; never raises (what fails is logged
+    and counted as dropped)."""
+
+    def __init__(self, stats: "Counter[str]") -> None:
+        self.stats = stats
+        self.manager: Any = None
+        self._handoff: "Optional[LoopHandoff[Notification]]" = None
+
+    def hand_over(self, event: Event) -> None:
+        manager = self.manager
+        if manager is None:
+            self.stats["dropped"] += 1
+            logger.warning("No WebSocket manager available, dropping event")
+            return
+        try:
+            event_type = event["event_type"]
+            payload = event["payload"]
+            publisher_id = wire.publisher_id_of(event)
+            loop = getattr(manager, "loop", None)
+            if isinstance(loop, asyncio.AbstractEventLoop):
+                self._handoff_to(manager, loop).submit(
+                    (event_type, payload, publisher_id)
+                )
+                return
+            extra = () if publisher_id is None else (publisher_id,)
+            private_loop = asyncio.new_event_loop()
+            try:
+                private_loop.run_until_complete(
+                    manager.broadcast_event_from_notification(
+                        event_type, payload, *extra
+                    )
+                )
+            finally:
+                private_loop.close()
+        except Exception as e:
+            self.stats["dropped"] += 1
+            logger.error("Error handing an event to the WebSocket manager: %r", e)
+
+    def _handoff_to(
+        self, manager: Any, loop: asyncio.AbstractEventLoop
+    ) -> "LoopHandoff[Notification]":
+        handoff = self._handoff
+        if handoff is None or handoff.loop is not loop or handoff.owner is not manager:
+            handoff = self._handoff = LoopHandoff(
+                loop, lambda item: manager.enqueue_notification(*item), manager
+            )
+        return handoff
+
+
+class LocalProcessor:
+    """The thread that hands the local queue's events to ``handle``."""
+
+    def __init__(
+        self,
+        events: "EventBuffer[Event]",
+        handle: Callable[[Event], None],
+        shutdown: threading.Event,
+    ) -> None:
+        self.events = events
+        self.handle = handle
+        self.shutdown = shutdown
+        self.thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self.thread = threads.start_daemon(self.run, "processor")
+
+    def run(self) -> None:
+        """Hand over queued events until shutdown."""
+        logger.info("Event processor started")
+        while not self.shutdown.is_set():
+            try:
+                event = self.events.get(timeout=QUEUE_TIMEOUT)
+            except queue.Empty:
+                continue
+            try:
+                self.handle(event)
+            except Exception as e:
+                logger.error("Error processing queued event: %s", e)
+            finally:
+                self.events.task_done()
+        logger.info("Event processor stopped")

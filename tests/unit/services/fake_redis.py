@@ -1,0 +1,186 @@
+"""An in-memory stand-in for Redis, as far as the event bridge uses it.
+
+Why not fakeredis: the bridge's outage handling is about failures (a
+refused ping, a publish that breaks, a read that fails, a subscription lost
+in a restart, a close that raises), and about how many subscribers a
+publish reached. This fake makes each of those one line in a test
+(:meth:`FakeRedis.go_down`, :meth:`FakeRedis.fail_next`,
+:meth:`FakeRedis.add_subscribers`), needs no dependency, and lets a
+synchronous test end a read loop when the channel runs dry
+(:attr:`FakeRedis.when_idle`).
+
+One :class:`FakeRedis` is the server; ``FakeRedis.client`` stands in for
+``redis.Redis`` and makes clients connected to it.
+"""
+
+import json
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+REFUSED = ConnectionError("refused")
+
+# What redis-py does without talking to the server: it works while Redis is
+# down.
+WITHOUT_SERVER = ("Redis", "pubsub", "close", "pubsub.close")
+
+# Reads of an empty channel after which a loop that was not ended counts as
+# runaway: the test has forgotten to end it.
+IDLE_READS_LIMIT = 1000
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.down_error: Optional[BaseException] = None
+        # (channel, message) of every publish that Redis took.
+        self.published: List[Tuple[str, str]] = []
+        # Keyword arguments of every client made.
+        self.made: List[Dict[str, Any]] = []
+        self.clients: List["FakeClient"] = []
+        self.pubsubs: List["FakePubSub"] = []
+        self.failures: Dict[str, Deque[BaseException]] = {}
+        # Subscribers of other processes, per channel.
+        self.others: Dict[str, int] = {}
+        # Called when a read finds nothing; a test ends its loop here.
+        self.when_idle: Callable[[], None] = lambda: None
+        # Called after each publish that Redis took.
+        self.when_published: Callable[[], None] = lambda: None
+
+    # The redis.Redis stand-in.
+    def client(self, **kwargs: Any) -> "FakeClient":
+        self._check("Redis")
+        self.made.append(kwargs)
+        client = FakeClient(self)
+        self.clients.append(client)
+        return client
+
+    def go_down(self, error: BaseException = REFUSED) -> None:
+        """Every command fails with ``error`` until :meth:`come_back`; the
+        subscriptions are gone, as after a restart."""
+        self.down_error = error
+        for pubsub in self.pubsubs:
+            pubsub.channels.clear()
+
+    def come_back(self) -> None:
+        self.down_error = None
+
+    def restart(self) -> None:
+        """Redis restarted while nobody was looking: the subscriptions are
+        gone and each pub/sub's next read finds its connection closed."""
+        for pubsub in self.pubsubs:
+            pubsub.channels.clear()
+            pubsub.broken = True
+
+    def fail_next(self, command: str, *errors: BaseException) -> None:
+        """The next calls of ``command`` (``ping``, ``publish``, ``pubsub_numsub``,
+        ``close``, ``Redis``, ``pubsub.subscribe``, ``pubsub.get_message``,
+        ``pubsub.close``) raise ``errors``, one each."""
+        self.failures.setdefault(command, deque()).extend(errors)
+
+    def add_subscribers(self, channel: str, count: int) -> None:
+        """Subscribers of other processes that receive what is published."""
+        self.others[channel] = self.others.get(channel, 0) + count
+
+    def subscribers(self, channel: str) -> int:
+        own = sum(1 for p in self.pubsubs if channel in p.channels and not p.closed)
+        return own + self.others.get(channel, 0)
+
+    def messages(self, channel: str) -> List[Any]:
+        """The decoded messages published on ``channel``."""
+        return [json.loads(m) for c, m in self.published if c == channel]
+
+    def _check(self, command: str) -> None:
+        pending = self.failures.get(command)
+        if pending:
+            raise pending.popleft()
+        if self.down_error is not None and command not in WITHOUT_SERVER:
+            raise self.down_error
+
+    def _publish(self, channel: str, message: str) -> int:
+        self._check("publish")
+        self.published.append((channel, message))
+        for pubsub in self.pubsubs:
+            if channel in pubsub.channels and not pubsub.closed:
+                pubsub.inbox.append(
+                    {
+                        "type": "message",
+                        "pattern": None,
+                        "channel": channel,
+                        "data": message,
+                    }
+                )
+        self.when_published()
+        return self.subscribers(channel)
+
+
+class FakeConnectionPool:
+    def __init__(self) -> None:
+        self.connection_kwargs: Dict[str, Any] = {"socket_timeout": None}
+
+
+class FakeClient:
+    def __init__(self, server: FakeRedis) -> None:
+        self.server = server
+        self.connection_pool = FakeConnectionPool()
+        self.retry: Any = None
+        self.closed = False
+
+    def set_retry(self, retry: Any) -> None:
+        self.retry = retry
+
+    def ping(self) -> bool:
+        self.server._check("ping")
+        return True
+
+    def publish(self, channel: str, message: str) -> int:
+        return self.server._publish(channel, message)
+
+    def pubsub(self) -> "FakePubSub":
+        self.server._check("pubsub")
+        pubsub = FakePubSub(self.server)
+        self.server.pubsubs.append(pubsub)
+        return pubsub
+
+    def pubsub_numsub(self, channel: str) -> List[Tuple[str, int]]:
+        self.server._check("pubsub_numsub")
+        return [(channel, self.server.subscribers(channel))]
+
+    def close(self) -> None:
+        self.server._check("close")
+        self.closed = True
+
+
+class FakePubSub:
+    def __init__(self, server: FakeRedis) -> None:
+        self.server = server
+        self.channels: List[str] = []
+        self.inbox: Deque[Dict[str, Any]] = deque()
+        self.closed = False
+        self.broken = False
+        self.idle_reads = 0
+        self.read_timeouts: List[float] = []
+
+    def subscribe(self, channel: str) -> None:
+        self.server._check("pubsub.subscribe")
+        self.closed = False
+        self.channels.append(channel)
+        self.inbox.append(
+            {"type": "subscribe", "pattern": None, "channel": channel, "data": 1}
+        )
+
+    def get_message(self, timeout: float) -> Optional[Dict[str, Any]]:
+        self.read_timeouts.append(timeout)
+        self.server._check("pubsub.get_message")
+        if self.broken:
+            self.broken = False
+            raise ConnectionError("Connection closed by server.")
+        if self.inbox:
+            return self.inbox.popleft()
+        self.idle_reads += 1
+        assert self.idle_reads < IDLE_READS_LIMIT, "a read loop was never ended"
+        self.server.when_idle()
+        return None
+
+    def close(self) -> None:
+        self.server._check("pubsub.close")
+        self.closed = True
+        self.channels.clear()
