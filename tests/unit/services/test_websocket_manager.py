@@ -19,7 +19,7 @@ from osism.services.websocket_manager import (
     WebSocketConnection,
     WebSocketManager,
 )
-from tests.waiting import wait_until
+from tests.harness.waiting import wait_until
 
 WS = "osism.websocket"
 
