@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from tests.harness import EVENTS_PATH, HarnessError
 from tests.harness.ports import LOOPBACK, closed_port, free_port
 from tests.harness.processes import (
     REPO_ROOT,
@@ -28,9 +29,7 @@ from tests.harness.processes import (
     with_osism_tree,
 )
 from tests.harness.redis_server import RedisServer, unique_channel
-from tests.harness.waiting import HarnessError
 
-EVENTS_PATH = "/v1/events/openstack"
 HEALTH_PATH = "/v1/events/health"
 
 # Starting Python with FastAPI and uvicorn takes about half a second on the

@@ -9,7 +9,7 @@ import anyio
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.harness.api_server import ApiServer
-from tests.harness.waiting import HarnessError
+from tests.harness import HarnessError
 
 RECEIVE_DEADLINE = 5.0
 

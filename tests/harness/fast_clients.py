@@ -25,10 +25,9 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tests.harness.api_server import EVENTS_PATH
+from tests.harness import EVENTS_PATH, HarnessError
 from tests.harness.numbered_events import ReceiveStats
 from tests.harness.ports import LOOPBACK
-from tests.harness.waiting import HarnessError
 
 RECV_BYTES = 1 << 18
 HANDSHAKE_LIMIT = 16384

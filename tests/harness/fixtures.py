@@ -40,7 +40,7 @@ from tests.harness.redis_server import (
     start_redis,
     unique_channel,
 )
-from tests.harness.waiting import HarnessError
+from tests.harness import HarnessError
 
 # Figures measured by tests (e.g. the listener burst), shown at the end of
 # the run.

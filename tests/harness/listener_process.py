@@ -10,7 +10,7 @@ from typing import Dict, Optional, Sequence
 from osism.services.listener import PRIORITIES
 from osism.settings import default_topic
 from tests.harness.processes import KILL_DEADLINE, read_output
-from tests.harness.waiting import HarnessError
+from tests.harness import HarnessError
 
 LISTENER_START_DEADLINE = 10.0
 LISTENER_STOP_DEADLINE = 10.0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from osism.settings import Settings
-from tests.harness.waiting import HarnessError
+from tests.harness import HarnessError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

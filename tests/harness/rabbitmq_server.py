@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 from kombu import Connection
 
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.waiting import HarnessError
+from tests.harness import HarnessError
 
 # Deadlines (seconds). The node boots in about 4 s and stops in about 3 s
 # on an idle CI machine; these leave room for a loaded one.

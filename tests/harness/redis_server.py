@@ -14,7 +14,7 @@ import redis
 
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.processes import stop_process
-from tests.harness.waiting import HarnessError
+from tests.harness import HarnessError
 
 REDIS_START_DEADLINE = 5.0
 

@@ -11,12 +11,9 @@ from typing import Callable, Optional, TypeVar
 
 import anyio
 
+from tests.harness import HarnessError
+
 T = TypeVar("T")
-
-
-class HarnessError(Exception):
-    """A server, process or client of the harness did not do what it must
-    (in time); the message says what, with the output that explains it."""
 
 
 def wait_for(

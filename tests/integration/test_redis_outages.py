@@ -6,7 +6,6 @@ outage longer than the subscriber's whole retry budget takes about a second.
 """
 
 import contextlib
-import os
 import signal
 import time
 from typing import Any, Dict, List
@@ -16,6 +15,7 @@ import pytest
 
 from tests.harness.clients import get_health, open_stream, post_event, wait_for_health
 from tests.harness.notifications import ironic
+from tests.harness.proc_stats import thread_count
 from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -241,10 +241,6 @@ def kill_connections(redis_server, kind: str) -> int:
         for victim in victims:
             client.client_kill_filter(_id=victim)
     return len(victims)
-
-
-def thread_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 class TestReconnecting:
