@@ -7,7 +7,7 @@ from array import array
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
-from tests.harness.processes import REPO_ROOT, JsonLines, clean_env, stop_process
+from tests.harness.processes import REPO_ROOT, STOP_DEADLINE, JsonLines, clean_env
 
 
 class ReceiverProcess:
@@ -71,4 +71,6 @@ class ReceiverProcess:
         return values[:half], values[half:]
 
     def close(self) -> None:
-        stop_process(self.process)
+        """End its input, which stops a receiver still running; wait for it
+        to exit (killed after the deadline)."""
+        self.lines.close(timeout=STOP_DEADLINE)
