@@ -30,6 +30,7 @@ from tests.harness.numbered_events import ReceiveStats
 from tests.harness.ports import LOOPBACK
 
 RECV_BYTES = 1 << 18
+TEXT, CLOSE = Opcode.TEXT, Opcode.CLOSE
 HANDSHAKE_LIMIT = 16384
 
 
@@ -266,13 +267,15 @@ class Receiver:
             return 0
         now_ns = time.monotonic_ns()
         self.recvs += 1
-        count = client.stats.count
+        stats = client.stats
+        received_before, count = stats.received, stats.count
         for frame in client.connection.feed(chunk):
-            if frame.opcode is Opcode.TEXT:
+            if frame.opcode is TEXT:
                 count(frame.data, now_ns)
-            elif frame.opcode is Opcode.CLOSE:
+            elif frame.opcode is CLOSE:
                 self._forget(fd, client)
-        if client.stats.received >= self.events:
+        stats.arrived(received_before, now_ns)
+        if stats.received >= self.events:
             self.unfinished.discard(fd)
         return now_ns
 

@@ -59,23 +59,37 @@ def publish_numbered(
 
 @dataclass
 class ReceiveStats:
-    """What one client received; ``seen`` marks each sequence number once."""
+    """What one client received; ``seen`` marks each sequence number once.
+
+    Counting is the receiver's per-frame work, so it does as little as it
+    can: what can be derived (how many arrived, the last send time) is, and
+    receive times are kept per chunk by the caller (``first_ns``,
+    ``last_ns``).
+    """
 
     events: int
     seen: bytearray = field(init=False)
-    received: int = 0
     duplicates: int = 0
     out_of_order: int = 0
     foreign: int = 0  # text frames that were not numbered events
     first_ns: int = 0
     last_ns: int = 0
     last_seq: int = -1
-    last_sent_ns: int = 0  # bench_sent_ns of the last event received
     latencies: "array[int]" = field(default_factory=lambda: array("q"))
     sent: "array[int]" = field(default_factory=lambda: array("q"))
 
     def __post_init__(self) -> None:
         self.seen = bytearray(self.events)
+
+    @property
+    def received(self) -> int:
+        """Distinct numbered events received."""
+        return len(self.latencies)
+
+    @property
+    def last_sent_ns(self) -> int:
+        """bench_sent_ns of the last event received (0 before the first)."""
+        return self.sent[-1] if self.sent else 0
 
     def count(self, text: BytesLike, now_ns: int) -> None:
         """Count one text frame received at ``now_ns``."""
@@ -83,19 +97,21 @@ class ReceiveStats:
         if match is None:  # a heartbeat, a reply, or not an event at all
             self.foreign += 1
             return
-        seq = int(match.group(1))
+        seq = int(match[1])
         if seq >= self.events or self.seen[seq]:
             self.duplicates += 1
             return
         self.seen[seq] = 1
-        self.received += 1
         if seq < self.last_seq:
             self.out_of_order += 1
         self.last_seq = seq
-        sent_ns = int(match.group(2))
-        self.last_sent_ns = sent_ns
+        sent_ns = int(match[2])
         self.latencies.append(now_ns - sent_ns)
         self.sent.append(sent_ns)
-        if not self.first_ns:
-            self.first_ns = now_ns
-        self.last_ns = now_ns
+
+    def arrived(self, received_before: int, now_ns: int) -> None:
+        """Note the receive time of a chunk if it brought new events (the
+        count was ``received_before`` before it)."""
+        if self.received > received_before:
+            self.last_ns = now_ns
+            self.first_ns = self.first_ns or now_ns

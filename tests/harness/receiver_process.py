@@ -44,9 +44,10 @@ def drain_stopped(client: Client) -> Dict[str, Any]:
     found = client.connection.read_until_closed(
         STOPPED_QUIET_SECONDS, STOPPED_DRAIN_SECONDS
     )
-    now_ns = time.monotonic_ns()
+    now_ns, received_before = time.monotonic_ns(), client.stats.received
     for text in found.texts:
         client.stats.count(text, now_ns)
+    client.stats.arrived(received_before, now_ns)
     sock = client.connection.sock
     return {
         "frames_received": client.stats.received,
