@@ -51,8 +51,9 @@ def check_is_server(pid: int) -> None:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     if not Path(cmdline[0].decode()).name.startswith("python"):
         raise RuntimeError(f"process {pid} is not Python: {cmdline!r}")
-    if children_of(pid):
-        raise RuntimeError(f"server process {pid} has children {children_of(pid)}")
+    children = children_of(pid)
+    if children:
+        raise RuntimeError(f"server process {pid} has children {children}")
 
 
 def machine_figures(

@@ -132,7 +132,9 @@ class Connection:
             try:
                 self.sock.sendall(b"".join(replies))
             except OSError:
-                pass  # the server is gone; the read side will tell
+                # The server is gone (the read side will tell), or the send
+                # buffer of this non-blocking socket is full: a pong lost.
+                pass
         if protocol.close_rcvd is not None:
             self.close_code = protocol.close_rcvd.code
         return frames

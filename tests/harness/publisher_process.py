@@ -25,7 +25,7 @@ import logging
 import os
 import resource
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from osism.services.event_bridge import EventBridge
 from tests.harness.numbered_events import publish_numbered
@@ -36,7 +36,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def burst(bridge: EventBridge, events: int, rate: Any) -> Dict[str, Any]:
+def burst(bridge: EventBridge, events: int, rate: Optional[float]) -> Dict[str, Any]:
     cpu_before = cpu_seconds()
     result = publish_numbered(bridge.add_event, events, rate)
     result["cpu_s"] = cpu_seconds() - cpu_before
