@@ -1,22 +1,13 @@
-"""Figures of one benchmark run, computed from what the processes reported.
-
-Definitions (bench/README.md explains them at more length):
-
-- latency: receive time (time.monotonic_ns() when the receiver read the
-  chunk holding the frame) - bench_sent_ns (just before add_event);
-- events/s of a client: events it received / (its last receive time - the
-  first publish time);
-- server CPU: utime + stime of the server process (all threads) from just
-  before the publisher's go until the receiver reported, per frame
-  delivered to the measured clients.
-"""
+"""Figures of one benchmark run, computed from what the processes reported
+(bench/README.md, "The figures", defines each), and the project's targets
+that apply to the run."""
 
 import math
 from array import array
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from children import WatchResult
-from servers import ProcSample
+from measure import WatchResult
+from tests.harness.proc_stats import ProcSample
 
 SEND_TIMEOUT_S = 5.0  # WEBSOCKET_SEND_TIMEOUT's default, which the run keeps
 # With a stopped client, the others' p99 while the server held it may be at
@@ -40,15 +31,6 @@ def latency_summary(values: Sequence[int]) -> Optional[Dict[str, float]]:
     summary = {f"p{p}_ms": percentile(ordered, p) / 1e6 for p in PERCENTILES}
     summary["max_ms"] = ordered[-1] / 1e6
     return summary
-
-
-def read_latencies(path: str) -> Tuple["array[int]", "array[int]"]:
-    """Latencies and send times (ns), as bench/ws_client.py wrote them."""
-    values = array("q")
-    with open(path, "rb") as f:
-        values.frombytes(f.read())
-    half = len(values) // 2
-    return values[:half], values[half:]
 
 
 def phase_latencies(
@@ -112,9 +94,7 @@ def build_result(config: Dict[str, Any], m: Dict[str, Any]) -> Dict[str, Any]:
             k: received[k]
             for k in ("cpu_s", "cpu_sys_s", "ended_by", "wakeups", "recvs")
         },
-        "server": _server_figures(
-            m["before"], m["after"], m["watched"], m["window_s"], delivered
-        ),
+        "server": _server_figures(m, delivered),
         "health": m["health"],
         "machine": m["machine"],
         "stopped_client": _stopped_figures(received, m["watched"], first_ns),
@@ -139,17 +119,14 @@ def _publisher_figures(published: Dict[str, Any], events: int) -> Dict[str, Any]
     }
 
 
-def _server_figures(
-    before: ProcSample,
-    after: ProcSample,
-    watched: WatchResult,
-    window_s: float,
-    delivered: int,
-) -> Dict[str, Any]:
+def _server_figures(m: Dict[str, Any], delivered: int) -> Dict[str, Any]:
+    before: ProcSample = m["before"]
+    after: ProcSample = m["after"]
+    watched: WatchResult = m["watched"]
     cpu_s = after.cpu_s - before.cpu_s
     return {
         "cpu_s": cpu_s,
-        "window_s": window_s,
+        "window_s": m["window_s"],
         "delivered_frames": delivered,
         "cpu_us_per_frame": cpu_s * 1e6 / delivered if delivered else None,
         "rss_before_mib": before.rss_kib / 1024,
@@ -158,6 +135,12 @@ def _server_figures(
         "hwm_mib": after.hwm_kib / 1024,
         "health_polls": watched.health_polls,
     }
+
+
+def _seconds(later_ns: Optional[int], earlier_ns: Optional[int]) -> Optional[float]:
+    if later_ns is None or earlier_ns is None:
+        return None
+    return (later_ns - earlier_ns) / 1e9
 
 
 def _stopped_figures(
@@ -174,13 +157,9 @@ def _stopped_figures(
     return dict(
         stopped,
         dropped_ns=dropped_ns,
-        dropped_after_s=None if dropped_ns is None else (dropped_ns - first_ns) / 1e9,
-        stalled_after_s=None if stalled_ns is None else (stalled_ns - first_ns) / 1e9,
-        drop_after_stall_s=(
-            None
-            if dropped_ns is None or stalled_ns is None
-            else (dropped_ns - stalled_ns) / 1e9
-        ),
+        dropped_after_s=_seconds(dropped_ns, first_ns),
+        stalled_after_s=_seconds(stalled_ns, first_ns),
+        drop_after_stall_s=_seconds(dropped_ns, stalled_ns),
     )
 
 

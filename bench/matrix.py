@@ -20,11 +20,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-from servers import machine_idle_seconds
+import measure  # noqa: F401 (it puts tests.harness on the path)
+from tests.harness.proc_stats import machine_idle_seconds
 
 BENCH_DIR = Path(__file__).resolve().parent
+QUIET_SHARE_HELP = (
+    "a run is quiet when other work took at most this share of the machine's "
+    "CPU during it"
+)
+QUIET_WAIT_HELP = (
+    "before each run, wait up to this many seconds for the machine to use at "
+    "most --quiet-cores cores"
+)
 
 CONFIGURATIONS: Dict[str, List[str]] = {
     "fast": [],
@@ -35,64 +44,45 @@ CONFIGURATIONS: Dict[str, List[str]] = {
     "rate-1000-deflate": ["--rate", "1000", "--compression"],
 }
 
-Figure = Callable[[Dict[str, Any]], Optional[float]]
 
-
-def _stopped(key: str) -> Figure:
-    return lambda r: (r["stopped_client"] or {}).get(key)
-
-
-def _held_p99_ratio(r: Dict[str, Any]) -> Optional[float]:
-    phases = (r["stopped_client"] or {}).get("others_latency_by_phase") or {}
+def figures(r: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """The figures of one run's --json document, by table row."""
+    server, machine = r["server"], r["machine"]
+    stopped = r["stopped_client"] or {}
+    phases = stopped.get("others_latency_by_phase") or {}
     before, held = phases.get("before_stall"), phases.get("stalled")
-    if not before or not held:
-        return None
-    ratio: float = held["p99_ms"] / before["p99_ms"]
-    return ratio
-
-
-FIGURES: Dict[str, Figure] = {
-    "events/s per client (slowest)": lambda r: min(
-        c["events_per_s"] for c in r["clients"]
-    ),
-    "lost (all clients)": lambda r: sum(c["lost"] for c in r["clients"]),
-    "p50 ms": lambda r: r["latency"]["p50_ms"],
-    "p95 ms": lambda r: r["latency"]["p95_ms"],
-    "p99 ms": lambda r: r["latency"]["p99_ms"],
-    "max ms": lambda r: r["latency"]["max_ms"],
-    "server CPU s": lambda r: r["server"]["cpu_s"],
-    "server CPU us/frame": lambda r: r["server"]["cpu_us_per_frame"],
-    "server RSS before MiB": lambda r: r["server"]["rss_before_mib"],
-    "server RSS after MiB": lambda r: r["server"]["rss_after_mib"],
-    "server RSS max MiB": lambda r: r["server"]["rss_max_mib"],
-    "publisher events/s": lambda r: r["publisher"]["events_per_s"],
-    "receiver CPU s": lambda r: r["receiver"]["cpu_s"],
-    "machine busy CPU s": lambda r: r["machine"]["busy_cpu_s"],
-    "of which not the benchmark's CPU s": lambda r: r["machine"]["other_cpu_s"],
-    "busy cores just before the run": lambda r: r["machine"].get(
-        "busy_cores_before_run"
-    ),
-    "stopped: dropped after s": _stopped("dropped_after_s"),
-    "stopped: drop after stall s": _stopped("drop_after_stall_s"),
-    "stopped: others' p99 held/before": _held_p99_ratio,
-}
-
-
-def busy_cores(seconds: float = 1.0) -> float:
-    """Cores the machine kept busy over the next ``seconds``."""
-    before = machine_idle_seconds()
-    start = time.monotonic()
-    time.sleep(seconds)
-    idle = machine_idle_seconds() - before
-    return (os.cpu_count() or 1) - idle / (time.monotonic() - start)
+    return {
+        "events/s per client (slowest)": min(c["events_per_s"] for c in r["clients"]),
+        "lost (all clients)": sum(c["lost"] for c in r["clients"]),
+        **{f"{k[:-3]} ms": v for k, v in (r["latency"] or {}).items()},
+        "server CPU s": server["cpu_s"],
+        "server CPU us/frame": server["cpu_us_per_frame"],
+        "server RSS before MiB": server["rss_before_mib"],
+        "server RSS after MiB": server["rss_after_mib"],
+        "server RSS max MiB": server["rss_max_mib"],
+        "publisher events/s": r["publisher"]["events_per_s"],
+        "receiver CPU s": r["receiver"]["cpu_s"],
+        "machine busy CPU s": machine["busy_cpu_s"],
+        "of which not the benchmark's CPU s": machine["other_cpu_s"],
+        "busy cores just before the run": machine.get("busy_cores_before_run"),
+        "stopped: dropped after s": stopped.get("dropped_after_s"),
+        "stopped: drop after stall s": stopped.get("drop_after_stall_s"),
+        "stopped: others' p99 held/before": (
+            held["p99_ms"] / before["p99_ms"] if before and held else None
+        ),
+    }
 
 
 def wait_for_quiet(max_wait: float, threshold: float) -> float:
-    """Until other work on the machine uses at most ``threshold`` cores (so
-    runs are less noisy), or ``max_wait`` seconds; the last measurement."""
+    """Until other work on the machine keeps at most ``threshold`` cores
+    busy (so runs are less noisy), or ``max_wait`` seconds; the last
+    measurement of busy cores (over one second)."""
     deadline = time.monotonic() + max_wait
     while True:
-        cores = busy_cores()
+        idle_before, start = machine_idle_seconds(), time.monotonic()
+        time.sleep(1.0)
+        idle = machine_idle_seconds() - idle_before
+        cores = (os.cpu_count() or 1) - idle / (time.monotonic() - start)
         if cores <= threshold or time.monotonic() >= deadline:
             return cores
 
@@ -111,8 +101,7 @@ def cell(values: List[Optional[float]]) -> str:
     known = [v for v in values if v is not None]
     if not known:
         return "-"
-    median = statistics.median(known)
-    low, high = min(known), max(known)
+    median, low, high = statistics.median(known), min(known), max(known)
     digits = 0 if abs(median) >= 100 else 2
     text = f"{median:,.{digits}f}"
     if high != low:
@@ -134,19 +123,21 @@ def table(results: Dict[str, List[Dict[str, Any]]], share: float) -> List[str]:
     """Medians over each configuration's quiet runs (over all runs where
     none was quiet, which the first row says)."""
     names = list(results)
-    chosen = {}
-    lines = ["| figure | " + " | ".join(names) + " |"]
-    lines.append("| --- |" + " --- |" * len(names))
-    counts = []
+    chosen, counts = {}, []
     for name in names:
         quiet = [r for r in results[name] if is_quiet(r, share)]
         chosen[name] = quiet or results[name]
         counts.append(f"{len(quiet)} of {len(results[name])}")
+    lines = [
+        "| figure | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
     lines.append(
         "| quiet runs (the medians are of these) | " + " | ".join(counts) + " |"
     )
-    for figure, get in FIGURES.items():
-        cells = [cell([get(r) for r in chosen[name]]) for name in names]
+    rows = {name: [figures(r) for r in chosen[name]] for name in names}
+    for figure in rows[names[0]][0]:
+        cells = [cell([f.get(figure) for f in rows[name]]) for name in names]
         if any(c != "-" for c in cells):
             lines.append(f"| {figure} | " + " | ".join(cells) + " |")
     return lines
@@ -175,25 +166,14 @@ def run_configuration(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="quiet runs wanted")
-    parser.add_argument("--max-runs", type=int, default=6)
-    parser.add_argument(
-        "--quiet-share",
-        type=float,
-        default=0.05,
-        help="a run is quiet when other work took at most this share of the "
-        "machine's CPU during it",
-    )
-    parser.add_argument("--only", nargs="*", choices=list(CONFIGURATIONS))
-    parser.add_argument("--save", type=Path, help="keep each run's JSON here")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="before each run, wait up to this many seconds for the machine "
-        "to use at most --quiet-cores cores",
-    )
-    parser.add_argument("--quiet-cores", type=float, default=0.2)
+    add = parser.add_argument
+    add("--runs", type=int, default=3, help="quiet runs wanted")
+    add("--max-runs", type=int, default=6)
+    add("--quiet-share", type=float, default=0.05, help=QUIET_SHARE_HELP)
+    add("--only", nargs="*", choices=list(CONFIGURATIONS))
+    add("--save", type=Path, help="keep each run's JSON here")
+    add("--quiet-wait", type=float, default=0.0, help=QUIET_WAIT_HELP)
+    add("--quiet-cores", type=float, default=0.2)
     args, extra = parser.parse_known_args()
     results = {
         name: run_configuration(name, args, extra)

@@ -4,164 +4,144 @@
     .venv/bin/python bench/pipeline.py [--events N] [--clients M] [--rate R]
         [--stopped-client] [--compression] [--json]
 
-Starts a private redis-server and the API (as README does), connects the
-clients in one receiver process (bench/ws_client.py), publishes from another
-process (bench/publisher.py), and reports what arrived, how fast and how
-late, and what it cost the server. See bench/README.md for the figures.
+Starts a private redis-server and the API with the shared test harness
+(tests/harness), connects the clients in one receiver process
+(tests/harness/receiver_process.py), publishes from the harness's publisher
+process, and reports what arrived, how fast and how late, and what it cost
+the server. See bench/README.md for the figures.
 """
 
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from children import ChildLines, ServerWatch
-from figures import build_result, read_latencies
-from report import summary_lines
-from servers import (
-    ApiServer,
-    api_server,
-    REPO_ROOT,
-    RedisServer,
-    clean_env,
+from figures import build_result
+from measure import (  # first: it puts tests.harness on the path
+    ServerWatch,
+    check_is_server,
     code_identity,
-    cpu_seconds,
-    machine_idle_seconds,
-    redis_server,
-    running,
-    sample,
-    wait_until,
+    machine_figures,
 )
+from report import summary_lines
+from tests.harness import HarnessError, processes, redis_server
+from tests.harness.api_server import ApiServer, ApiServers
+from tests.harness.proc_stats import cpu_seconds, machine_idle_seconds, sample
+from tests.harness.publisher import PublisherProcess, publisher_env
+from tests.harness.receiver import ReceiverProcess
+from tests.harness.waiting import wait_for
 
-BENCH_DIR = Path(__file__).resolve().parent
+CONFIG = ("events", "clients", "rate", "stopped_client", "compression")
 CONNECT_TIMEOUT = 15.0
-# As fast as possible, an eager receiver wakes up for every frame or two
-# (about 12 us of CPU per wake-up here, most of it the kernel's), which on
-# two cores takes a core from the server; latency in that mode is queueing
-# anyway, so the receiver reads once per millisecond. With --rate it reads
-# as soon as anything arrives.
-FAST_RECEIVER_PAUSE_MS = 1.0
+API_START_TIMEOUT = 20.0
+
+
+def receiver_pause_ms(rate: Optional[float]) -> float:
+    """As fast as possible, an eager receiver wakes up for every frame or two,
+    which on two cores takes a core from the server; latency in that mode is
+    queueing anyway, so the receiver reads once per millisecond. With a rate
+    it reads as soon as anything arrives."""
+    return 0.0 if rate else 1.0
 
 
 @contextlib.contextmanager
 def services(
-    workdir: Path, compression: bool, tree: Optional[Path]
-) -> Iterator[tuple[ApiServer, RedisServer, str]]:
-    """redis-server and the API; yields (API, Redis, channel)."""
-    channel = f"osism:events:bench:{uuid.uuid4().hex[:12]}"
-    with open(workdir / "redis.log", "wb") as redis_log, open(
-        workdir / "api.log", "wb"
-    ) as api_log:
-        with redis_server(workdir, redis_log) as redis:
-            try:
-                server = api_server(redis.port, channel, compression, api_log, tree)
-                with server as api:
-                    yield api, redis, channel
-            except Exception:
-                api_log.flush()
-                _show_log(workdir / "api.log")
-                raise
-
-
-def _show_log(path: Path) -> None:
-    text = path.read_text(errors="replace").strip()
-    if text:
-        print(f"--- {path.name} (last lines) ---", file=sys.stderr)
-        print("\n".join(text.splitlines()[-30:]), file=sys.stderr)
-
-
-def receiver_argv(args: argparse.Namespace, port: int, latency_file: Path) -> List[str]:
-    argv = [sys.executable, str(BENCH_DIR / "ws_client.py"), "--port", str(port)]
-    argv += ["--clients", str(args.clients), "--events", str(args.events)]
-    argv += ["--idle-timeout", str(args.idle_timeout)]
-    argv += ["--pause-ms", str(receiver_pause_ms(args))]
-    argv += ["--deadline", str(run_deadline(args) + 30)]
-    argv += ["--latency-file", str(latency_file)]
-    if args.stopped_client:
-        argv.append("--stopped-client")
+    workdir: Path, args: argparse.Namespace
+) -> Iterator[Tuple[ApiServer, redis_server.RedisServer]]:
+    """redis-server and `osism service api` on it as README starts it: every
+    other setting at its default, osism's own log at warning."""
+    binary = redis_server.redis_binary()
+    if binary is None:
+        raise SystemExit("redis-server is not on PATH")
+    redis = redis_server.start_redis(binary, workdir)
+    servers = ApiServers(workdir, lambda: redis, args.osism_tree)
+    env = {"LOG_LEVEL": "warning"}
     if args.compression:
-        argv.append("--compression")
-    return argv
-
-
-def receiver_pause_ms(args: argparse.Namespace) -> float:
-    if args.receiver_pause_ms is not None:
-        return float(args.receiver_pause_ms)
-    return 0.0 if args.rate else FAST_RECEIVER_PAUSE_MS
-
-
-def publisher_argv(args: argparse.Namespace) -> List[str]:
-    argv = [sys.executable, str(BENCH_DIR / "publisher.py")]
-    argv += ["--events", str(args.events)]
-    if args.rate:
-        argv += ["--rate", str(args.rate)]
-    return argv
+        env["WEBSOCKET_PER_MESSAGE_DEFLATE"] = "true"
+    try:
+        api = servers(
+            channel=redis_server.unique_channel("osism:events:bench"),
+            heartbeat_interval=30.0,  # the default
+            env=env,
+            start_deadline=API_START_TIMEOUT,
+        )
+        assert api.process is not None
+        check_is_server(api.process.pid)
+        yield api, redis
+    finally:
+        servers.stop_all()
+        redis.stop()
 
 
 def run_deadline(args: argparse.Namespace) -> float:
     """Seconds publishing may take: the schedule (or 1,000 events/s, far below
     what the publisher does) with room to spare."""
-    rate = args.rate or 1000.0
-    return 30.0 + 1.5 * args.events / rate
-
-
-def wait_for_clients(api: ApiServer, expected: int) -> None:
-    """Until the server has registered every client (health 'clients')."""
-    wait_until(
-        lambda: api.health()["websocket"]["clients"] == expected,
-        CONNECT_TIMEOUT,
-        f"{expected} WebSocket clients registered",
-    )
+    return 30.0 + 1.5 * args.events / (args.rate or 1000.0)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
-    latency_file = workdir / "latencies.bin"
-    tree = args.osism_tree
-    with services(workdir, args.compression, tree) as (api, redis, channel):
-        receiver_proc = running(receiver_argv(args, api.port, latency_file), pipes=True)
-        with receiver_proc as rproc:
-            receiver = ChildLines(rproc, "receiver")
-            receiver.read(CONNECT_TIMEOUT, "clients connected")
-            wait_for_clients(api, args.clients + (1 if args.stopped_client else 0))
-            env = clean_env(
-                tree,
-                REDIS_HOST="127.0.0.1",
-                REDIS_PORT=str(redis.port),
-                REDIS_CHANNEL=channel,
-            )
-            with running(publisher_argv(args), env=env, pipes=True) as pproc:
-                publisher = ChildLines(pproc, "publisher")
-                publisher.read(CONNECT_TIMEOUT, "publisher connected")
-                others = {"redis-server": redis.pid, "receiver": rproc.pid}
-                others["publisher"] = pproc.pid
-                measured = measure(api, args, publisher, receiver, others)
-            measured["health"] = api.health()
-    measured["latencies"], measured["sent"] = read_latencies(str(latency_file))
+    with contextlib.ExitStack() as stack:
+        api, redis = stack.enter_context(services(workdir, args))
+        clients = ReceiverProcess(
+            api.port,
+            args.events,
+            args.clients,
+            workdir,
+            CONNECT_TIMEOUT,
+            idle_timeout=args.idle_timeout,
+            pause_ms=receiver_pause_ms(args.rate),
+            deadline=run_deadline(args) + 30,
+            stopped_client=args.stopped_client,
+            compression=args.compression,
+        )
+        stack.callback(clients.close)
+        expected = args.clients + args.stopped_client
+        wait_for(
+            lambda: api.health()["websocket"]["clients"] == expected,
+            CONNECT_TIMEOUT,
+            f"{expected} WebSocket clients registered",
+        )
+        # The publisher's own log at warning: add_event logs every publish at
+        # info otherwise.
+        env = processes.clean_env(LOG_LEVEL="warning")
+        env = processes.with_osism_tree(env, args.osism_tree)
+        env = publisher_env(env, redis, api.channel)
+        pub = PublisherProcess(env, workdir / "publisher.log")
+        stack.callback(pub.close)
+        if not pub.health()["redis_connected"]:
+            raise HarnessError("the publisher's event bridge did not reach Redis")
+        others = {
+            "redis-server": redis.process.pid,
+            "receiver": clients.process.pid,
+            "publisher": pub.process.pid,
+        }
+        measured = measure(api, args, pub, clients, others)
+        measured["health"] = api.health()
+        measured["latencies"], measured["sent"] = clients.latencies()
     return measured
 
 
 def measure(
     api: ApiServer,
     args: argparse.Namespace,
-    publisher: ChildLines,
-    receiver: ChildLines,
+    pub: PublisherProcess,
+    clients: ReceiverProcess,
     others: Dict[str, int],
 ) -> Dict[str, Any]:
     """Publish, wait for the receiver's verdict, and sample the server
-    around it: CPU and RSS just before the go and after the last frame.
+    around it: CPU and RSS just before the burst and after the last frame.
 
     The CPU of the benchmark's other processes and of the whole machine is
     sampled over the same window: what is left is other work on the
     machine, which makes the figures of that run noisier.
     """
-    pid = api.proc.pid
-    watch = ServerWatch(pid, api.port, watch_drops=args.stopped_client)
+    assert api.process is not None
+    pid = api.process.pid
+    watch = ServerWatch(pid, api.try_health, watch_drops=args.stopped_client)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     before = sample(pid)
     others_before = {name: cpu_seconds(p) for name, p in others.items()}
@@ -169,12 +149,9 @@ def measure(
     before_ns = time.monotonic_ns()
     watch.start()
     try:
-        publisher.send("go")
-        published = publisher.read(run_deadline(args), "publishing done")
-        receiver.send("published")
-        received = receiver.read(
-            run_deadline(args) + args.idle_timeout + 30, "receiver result"
-        )
+        published = pub.burst(args.events, args.rate, run_deadline(args))
+        clients.published()
+        received = clients.result(run_deadline(args) + args.idle_timeout + 30)
     finally:
         watched = watch.stop()
     after = sample(pid)
@@ -193,73 +170,32 @@ def measure(
     }
 
 
-def machine_figures(
-    window_s: float, idle_s: float, cpu: Dict[str, float], loadavg: List[str]
-) -> Dict[str, Any]:
-    """What the machine did over the window: busy CPU seconds (all cores,
-    from idle time), ours per process, and the rest, which is other work
-    (other developers' tests) plus interrupt time charged to no process."""
-    cpus = os.cpu_count() or 1
-    busy_s = cpus * window_s - idle_s
-    return {
-        "cpus": cpus,
-        "loadavg_before": loadavg,
-        "busy_cpu_s": busy_s,
-        "benchmark_cpu_s": cpu,
-        "other_cpu_s": busy_s - sum(cpu.values()),
-    }
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=20_000, help="events to publish")
-    parser.add_argument("--clients", type=int, default=10, help="WebSocket clients")
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=None,
-        help="events/s (default: as fast as possible)",
-    )
-    parser.add_argument(
-        "--stopped-client",
-        action="store_true",
-        help="add a client that completes the handshake and never reads",
-    )
-    parser.add_argument(
-        "--compression",
-        action="store_true",
-        help="WEBSOCKET_PER_MESSAGE_DEFLATE=true, clients negotiate permessage-deflate",
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--events", type=int, default=20_000, help="events to publish")
+    add("--clients", type=int, default=10, help="WebSocket clients")
+    add("--rate", type=float, help="events/s (default: as fast as possible)")
+    add("--stopped-client", action="store_true", help="one more that never reads")
+    add("--compression", action="store_true", help="permessage-deflate on")
+    add(
         "--idle-timeout",
         type=float,
         default=5.0,
         help="after publishing, stop once no frame came for this long (s)",
     )
-    parser.add_argument(
-        "--receiver-pause-ms",
-        type=float,
-        default=None,
-        help="pause between the receiver's reads (default: "
-        f"{FAST_RECEIVER_PAUSE_MS:g} ms as fast as possible, 0 with --rate)",
-    )
-    parser.add_argument(
+    add(
         "--osism-tree",
         type=lambda text: Path(text).resolve(),
-        default=REPO_ROOT,
+        default=processes.REPO_ROOT,
         help="run the server and publisher on the osism/ package in this "
-        "directory (default: this work tree, not the copy `pip install .` "
-        "put in the venv)",
+        "directory (default: this work tree)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    if (
-        args.events < 1
-        or args.clients < 1
-        or (args.rate is not None and args.rate <= 0)
-    ):
+    if args.events < 1 or args.clients < 1 or (args.rate or 1) <= 0:
         parser.error("--events, --clients and --rate must be positive")
     if not (args.osism_tree / "osism").is_dir():
         parser.error(f"no osism/ package in {args.osism_tree}")
@@ -272,25 +208,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         with tempfile.TemporaryDirectory(prefix="osism-bench-") as tmp:
             measured = run(args, Path(tmp))
     except KeyboardInterrupt:
-        print(
-            "interrupted; every process the benchmark started is stopped",
-            file=sys.stderr,
-        )
+        print("interrupted; every process the benchmark started is stopped")
         return 130
-    config = {
-        "events": args.events,
-        "clients": args.clients,
-        "rate": args.rate,
-        "stopped_client": args.stopped_client,
-        "compression": args.compression,
-        "receiver_pause_ms": receiver_pause_ms(args),
-        "code": code_identity(args.osism_tree),
-    }
+    except HarnessError as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 1
+    config = {k: getattr(args, k) for k in CONFIG}
+    config["receiver_pause_ms"] = receiver_pause_ms(args.rate)
+    config["code"] = code_identity(args.osism_tree)
     result = build_result(config, measured)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print("\n".join(summary_lines(result)))
+    print(
+        json.dumps(result, indent=2) if args.json else "\n".join(summary_lines(result))
+    )
     return 0
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["pytester", "tests.plugins.time_limit"]
+pytest_plugins = ["pytester", "tests.plugins.time_limit", "tests.harness.fixtures"]
 
 
 @pytest.fixture

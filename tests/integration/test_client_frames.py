@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import ironic, nova, open_stream, post_event, summary
+from tests.harness.clients import open_stream, post_event
+from tests.harness.notifications import ironic, nova, summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 

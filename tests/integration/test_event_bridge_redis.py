@@ -8,13 +8,10 @@ import pytest
 
 from osism.services.event_bridge import EventBridge
 from osism.services.websocket_manager import WebSocketManager
-from tests.integration.conftest import (
-    LOOPBACK,
-    bridge_threads,
-    expected_data,
-    ironic,
-    wait_for,
-)
+from tests.harness.in_process import bridge_threads
+from tests.harness.notifications import expected_data, ironic
+from tests.harness.ports import LOOPBACK
+from tests.harness.waiting import wait_for
 from tests.event_format import EVENT_KEYS
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]

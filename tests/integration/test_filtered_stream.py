@@ -9,20 +9,10 @@ import sys
 import anyio
 import pytest
 
-from tests.integration.conftest import (
-    LOOPBACK,
-    REPO_ROOT,
-    clean_env,
-    closed_port,
-    expected_data,
-    get_health,
-    ironic,
-    nova,
-    open_stream,
-    post_event,
-    summary,
-    wait_for_health,
-)
+from tests.harness.clients import get_health, open_stream, post_event, wait_for_health
+from tests.harness.notifications import expected_data, ironic, nova, summary
+from tests.harness.ports import LOOPBACK, closed_port
+from tests.harness.processes import REPO_ROOT, clean_env
 
 pytestmark = pytest.mark.integration
 

@@ -5,14 +5,9 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import (
-    get_health,
-    http_request,
-    ironic,
-    open_stream,
-    post_event,
-    wait_for_health,
-)
+from tests.harness.api_server import http_request
+from tests.harness.clients import get_health, open_stream, post_event, wait_for_health
+from tests.harness.notifications import ironic
 
 pytestmark = pytest.mark.integration
 

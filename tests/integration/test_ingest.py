@@ -9,15 +9,9 @@ import uuid
 import anyio
 import pytest
 
-from tests.integration.conftest import (
-    expected_data,
-    get_health,
-    http_request,
-    ironic,
-    open_stream,
-    post_event,
-    summary,
-)
+from tests.harness.api_server import http_request
+from tests.harness.clients import get_health, open_stream, post_event
+from tests.harness.notifications import expected_data, ironic, summary
 
 pytestmark = pytest.mark.integration
 

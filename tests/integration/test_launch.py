@@ -7,7 +7,9 @@ import uuid
 import anyio
 import pytest
 
-from tests.integration.conftest import ironic, open_stream, post_event, wait_for
+from tests.harness.clients import open_stream, post_event
+from tests.harness.notifications import ironic
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

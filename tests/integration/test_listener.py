@@ -11,12 +11,10 @@ import anyio
 import pytest
 
 from osism.settings import LISTENER_EXCHANGES
-from tests.integration.conftest import (
-    MEASUREMENTS,
-    closed_port,
-    expected_data,
-    open_stream,
-)
+from tests.harness.clients import open_stream
+from tests.harness.fixtures import MEASUREMENTS
+from tests.harness.notifications import expected_data
+from tests.harness.ports import closed_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.rabbitmq]
 

@@ -17,9 +17,10 @@ from typing import Any, Dict, List
 import anyio
 import pytest
 
-from tests.integration.conftest import MEASUREMENTS, open_stream
-from tests.integration.rabbitmq import Notifier, Unrouted
-from tests.waiting import wait_until
+from tests.harness.clients import open_stream
+from tests.harness.fixtures import MEASUREMENTS
+from tests.harness.openstack_notifier import Notifier, Unrouted
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.rabbitmq]
 

@@ -22,8 +22,10 @@ from typing import Any, Dict, List, NamedTuple, Optional
 import anyio
 import pytest
 
-from tests.integration.conftest import EventStream, RedisServer, open_stream
-from tests.integration.rabbitmq import ListenerProcess, Notifier, Unrouted
+from tests.harness.clients import EventStream, open_stream
+from tests.harness.listener_process import ListenerProcess
+from tests.harness.openstack_notifier import Notifier, Unrouted
+from tests.harness.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.rabbitmq]
 

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 import anyio
 import pytest
 
-from tests.integration.conftest import get_health, open_stream, wait_for_health
+from tests.harness.clients import get_health, open_stream, wait_for_health
 from tests.samples.openstack import SAMPLES, Sample, received_by
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]

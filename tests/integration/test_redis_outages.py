@@ -6,7 +6,6 @@ outage longer than the subscriber's whole retry budget takes about a second.
 """
 
 import contextlib
-import os
 import signal
 import time
 from typing import Any, Dict, List
@@ -14,14 +13,10 @@ from typing import Any, Dict, List
 import anyio
 import pytest
 
-from tests.integration.conftest import (
-    get_health,
-    ironic,
-    open_stream,
-    post_event,
-    wait_for_health,
-)
-from tests.waiting import wait_until
+from tests.harness.clients import get_health, open_stream, post_event, wait_for_health
+from tests.harness.notifications import ironic
+from tests.harness.proc_stats import thread_count
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -246,10 +241,6 @@ def kill_connections(redis_server, kind: str) -> int:
         for victim in victims:
             client.client_kill_filter(_id=victim)
     return len(victims)
-
-
-def thread_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 class TestReconnecting:

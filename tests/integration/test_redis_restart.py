@@ -3,15 +3,9 @@
 import anyio
 import pytest
 
-from tests.integration.conftest import (
-    get_health,
-    ironic,
-    open_stream,
-    post_event,
-    summary,
-    wait_for_health,
-)
-from tests.waiting import wait_until
+from tests.harness.clients import get_health, open_stream, post_event, wait_for_health
+from tests.harness.notifications import ironic, summary
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 

@@ -11,23 +11,19 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import anyio
 import pytest
 
-from tests.integration.conftest import (
-    LOOPBACK,
-    REPO_ROOT,
-    ApiServer,
+from tests.harness.api_server import ApiServer
+from tests.harness.clients import (
     EventStream,
-    RedisServer,
-    clean_env,
     get_health,
-    ironic,
-    nova,
     open_stream,
     post_event,
-    summary,
-    unique_channel,
-    wait_for,
     wait_for_health,
 )
+from tests.harness.notifications import ironic, nova, summary
+from tests.harness.ports import LOOPBACK
+from tests.harness.processes import REPO_ROOT, clean_env
+from tests.harness.redis_server import RedisServer, unique_channel
+from tests.harness.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 

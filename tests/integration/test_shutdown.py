@@ -12,15 +12,12 @@ from osism.api import create_app
 from osism.services.event_bridge import EventBridge
 from osism.services.websocket_manager import WebSocketManager
 from osism.settings import get_settings
-from tests.integration.conftest import (
-    LOOPBACK,
-    STOP_DEADLINE,
-    bridge_threads,
-    ironic,
-    open_stream,
-    wait_for_health,
-)
-from tests.waiting import wait_until
+from tests.harness.clients import open_stream, wait_for_health
+from tests.harness.in_process import bridge_threads
+from tests.harness.notifications import ironic
+from tests.harness.ports import LOOPBACK
+from tests.harness.processes import STOP_DEADLINE
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 

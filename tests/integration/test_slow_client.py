@@ -3,22 +3,19 @@ keep getting every event, in order, while it is stuck, and the server drops
 it after the send bound (WEBSOCKET_SEND_TIMEOUT) or for falling more than
 WEBSOCKET_MAX_PENDING frames behind, counts the drop and logs it once.
 
-The stopped client is a raw socket with a small receive buffer that does the
-WebSocket opening handshake by hand and then reads nothing (a WebSocket
-library would go on reading into buffers of its own). The events are
+The stopped client is a plain socket with a small receive buffer that
+completes the WebSocket opening handshake (the harness's sans-I/O client)
+and then reads nothing (a WebSocket library's asyncio client would go on
+reading into buffers of its own). The events are
 published on the server's Redis channel in the listener's wire format and
 padded to 16 KB, so that the buffers between the server and the stopped
 client are full after a few MB.
 """
 
-import base64
 import contextlib
-import hashlib
 import json
-import os
 import re
 import socket
-import struct
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -26,19 +23,18 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import anyio
 import pytest
 
-from tests.waiting import wait_until
-from tests.integration.conftest import (
-    EVENTS_PATH,
-    LOOPBACK,
+from tests.harness.api_server import ApiServer
+from tests.harness.clients import (
     RECEIVE_DEADLINE,
-    ApiServer,
     EventStream,
-    RedisServer,
     get_health,
-    ironic,
     open_stream,
     wait_for_health,
 )
+from tests.harness.fast_clients import Connection
+from tests.harness.notifications import ironic
+from tests.harness.redis_server import RedisServer
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -67,7 +63,6 @@ STOPPED_CLIENT_RCVBUF = 4096
 TRANSPORT_HIGH_WATER = 64 * 1024
 
 DROPPED_LINE = re.compile(r"Dropped WebSocket client (\S+): (.*)")
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_DROPPED = 1011
 
 
@@ -102,90 +97,44 @@ class StoppedClient:
     """A WebSocket client that completes the opening handshake, then reads
     nothing until the test calls :meth:`read_until_closed`."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        host, self.port = sock.getsockname()[:2]
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        host, self.port = connection.sock.getsockname()[:2]
         # How the server's log names this client.
         self.label = f"{host}:{self.port}"
         # What the kernel made of the receive buffer size asked for.
-        self.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.rcvbuf = connection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
     @classmethod
     def connect(cls, server: ApiServer) -> "StoppedClient":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # Before connecting, so that the window it offers stays small.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STOPPED_CLIENT_RCVBUF)
-            sock.settimeout(RECEIVE_DEADLINE)
-            sock.connect((LOOPBACK, server.port))
-            key = base64.b64encode(os.urandom(16)).decode()
-            sock.sendall(
-                (
-                    f"GET {EVENTS_PATH} HTTP/1.1\r\n"
-                    f"Host: {LOOPBACK}:{server.port}\r\n"
-                    "Upgrade: websocket\r\n"
-                    "Connection: Upgrade\r\n"
-                    f"Sec-WebSocket-Key: {key}\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n"
-                ).encode()
+        return cls(
+            Connection.open(
+                server.port, rcvbuf=STOPPED_CLIENT_RCVBUF, timeout=RECEIVE_DEADLINE
             )
-            # Byte by byte, so that not one byte of the first frames is read.
-            response = b""
-            while not response.endswith(b"\r\n\r\n"):
-                byte = sock.recv(1)
-                assert byte, f"the server closed during the handshake: {response!r}"
-                response += byte
-        except BaseException:
-            sock.close()
-            raise
-        status, *lines = response.decode("latin-1").strip().split("\r\n")
-        assert status.startswith("HTTP/1.1 101 "), response
-        headers = dict(line.split(": ", 1) for line in lines)
-        headers = {name.lower(): value for name, value in headers.items()}
-        accept = base64.b64encode(
-            hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()
-        ).decode()
-        assert headers.get("sec-websocket-accept") == accept, response
-        return cls(sock)
-
-    def _read_exactly(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            try:
-                chunk = self.sock.recv(size - len(data))
-            except TimeoutError:
-                pytest.fail(
-                    f"the stopped client, reading again, got nothing for "
-                    f"{RECEIVE_DEADLINE:g} s and no close frame",
-                    pytrace=False,
-                )
-            assert chunk, "the server closed the connection without a close frame"
-            data += chunk
-        return data
+        )
 
     def read_until_closed(self) -> Tuple[List[Dict[str, Any]], Optional[int]]:
         """Read again: the event frames the server had sent, and the code of
         its close frame. Each read waits at most RECEIVE_DEADLINE seconds."""
-        frames: List[Dict[str, Any]] = []
-        while True:
-            first, second = self._read_exactly(2)
-            opcode = first & 0x0F
-            assert not second & 0x80, "a server frame must not be masked"
-            length = second & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", self._read_exactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", self._read_exactly(8))
-            payload = self._read_exactly(length)
-            if opcode == 0x8:  # close
-                code = struct.unpack("!H", payload[:2])[0] if payload else None
-                return frames, code
-            assert opcode == 0x1, f"expected a text frame, got opcode {opcode}"
-            assert first & 0x80, "the server fragmented a frame"
-            frames.append(json.loads(payload))
+        found = self.connection.read_until_closed(
+            quiet_s=RECEIVE_DEADLINE, total_s=4 * RECEIVE_DEADLINE
+        )
+        if found.close_code is None:
+            pytest.fail(
+                f"the stopped client, reading again, got {len(found.texts)} "
+                "frames and then "
+                + (
+                    "the end of the connection"
+                    if found.eof
+                    else f"nothing for {RECEIVE_DEADLINE:g} s"
+                )
+                + ", no close frame",
+                pytrace=False,
+            )
+        return [json.loads(text) for text in found.texts], found.close_code
 
     def close(self) -> None:
-        self.sock.close()
+        self.connection.close()
 
 
 @contextlib.contextmanager

@@ -13,14 +13,8 @@ from typing import List, Optional
 
 import pytest
 
-from tests.integration.conftest import (
-    REPO_ROOT,
-    STOP_DEADLINE,
-    clean_env,
-    ironic,
-    nova,
-    stop_process,
-)
+from tests.harness.notifications import ironic, nova
+from tests.harness.processes import REPO_ROOT, STOP_DEADLINE, clean_env, stop_process
 from tests.event_format import EVENT_KEYS
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]

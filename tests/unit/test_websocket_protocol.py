@@ -26,7 +26,7 @@ from osism.websocket_protocol import (
     TextFrames,
     websocket_protocol,
 )
-from tests.waiting import wait_until
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from osism.services.client_outbox import ClientOutbox, OutboxFull
-from tests.waiting import wait_until
+from tests.harness.waiting import wait_until
 
 
 def make_outbox(send=None, send_timeout=5.0, max_pending=3):

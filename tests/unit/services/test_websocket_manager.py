@@ -20,7 +20,7 @@ from osism.services.websocket_manager import (
     WebSocketManager,
 )
 from osism.settings import Settings
-from tests.waiting import wait_until
+from tests.harness.waiting import wait_until
 
 WS = "osism.websocket"
 
