@@ -31,10 +31,17 @@ def server(module_api_server):
 
 
 def set_filters_of_size(size):
-    """A valid set_filters frame of exactly ``size`` bytes (a long node name)."""
-    frame = json.dumps({"action": "set_filters", "node_filters": [""]})
-    name = "n" * (size - len(frame))
-    frame = json.dumps({"action": "set_filters", "node_filters": [name]})
+    """A valid set_filters frame of exactly ``size`` bytes: node names of at
+    most 200 characters (a value may hold 255) filling it up."""
+    names = []
+    while True:
+        frame = json.dumps({"action": "set_filters", "node_filters": names + [""]})
+        room = size - len(frame)
+        if room <= 200:
+            names.append("n" * room)
+            break
+        names.append("n" * 200)
+    frame = json.dumps({"action": "set_filters", "node_filters": names})
     assert len(frame.encode()) == size
     return frame
 
