@@ -11,6 +11,7 @@ import {
   clampRows,
   describeFilters,
   filtersFromUrl,
+  hasFilters,
   maxRowsFromUrl,
   noFilters,
   parseValues,
@@ -149,6 +150,11 @@ const stream = new EventStream(document.baseURI, filters, {
     // Frames are in order: everything before this reply was sent under the
     // old filters, everything after it under the new ones.
     list.clear();
+    if (hasFilters(filters)) {
+      // The server sends no heartbeats to a filtered view: an old one would
+      // only grow older.
+      stats.lastHeartbeat = null;
+    }
     notice(`Showing ${describeFilters(filters)}.`);
   },
   resumed(frame) {
@@ -228,7 +234,7 @@ ui.tokenForm.addEventListener("submit", (submit) => {
 
 function showLiveness() {
   if (stats.lastHeartbeat === null) {
-    ui.heartbeat.textContent = "none yet";
+    ui.heartbeat.textContent = hasFilters(filters) ? "none (filtered view)" : "none yet";
     return;
   }
   const seconds = Math.round((Date.now() - stats.lastHeartbeat) / 1000);

@@ -17,6 +17,10 @@ import { setFiltersFrame, streamUrl } from "./filters.js";
 
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
+// A connection that lasted this long was a good one: the next failure
+// starts the back-off from the beginning. (A server that accepts and closes
+// at once, having no room for another client, keeps backing off.)
+const GOOD_CONNECTION_MS = 5000;
 const TOKEN_KEY = "osism-events-read-token";
 
 /** The read token, for this tab's session only (sessionStorage; memory if
@@ -86,15 +90,19 @@ export class EventStream {
   connect() {
     this.retryTimer = null;
     this.handlers.state("connecting");
-    const url = streamUrl(this.pageUrl, this.filters, this.lastEventId, this.tokens.get());
+    const filtersOnConnecting = this.filters;
+    const url = streamUrl(this.pageUrl, filtersOnConnecting, this.lastEventId, this.tokens.get());
     const socket = new WebSocket(url);
     this.socket = socket;
     this.filterRepliesAwaited = 0;
-    let opened = false;
+    let openedAt = null;
     socket.addEventListener("open", () => {
-      opened = true;
-      this.attempt = 0;
+      openedAt = Date.now();
       this.handlers.state("live");
+      if (this.filters !== filtersOnConnecting) {
+        // Changed while this connection was being made.
+        this.setFilters(this.filters);
+      }
     });
     socket.addEventListener("message", (message) => {
       if (this.socket === socket) {
@@ -106,7 +114,10 @@ export class EventStream {
         return;
       }
       this.socket = null;
-      if (opened) {
+      if (openedAt !== null) {
+        if (Date.now() - openedAt >= GOOD_CONNECTION_MS) {
+          this.attempt = 0;
+        }
         this.retry(close.reason);
       } else {
         this.afterRefusal();
