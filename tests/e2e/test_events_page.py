@@ -105,6 +105,8 @@ def test_posted_events_appear_within_a_second_newest_on_top(api_server, open_pag
             resource_of(notification),
         ]
     expect(page.page.locator("#received")).to_have_text("3")
+    # Three events within the last 5 s: at least 0.6 a second.
+    expect(page.page.locator("#rate")).to_have_text(re.compile(r"^(0\.[6-9]|[1-9])"))
 
 
 def resource_of(notification: Dict[str, Any]) -> str:
@@ -446,6 +448,20 @@ def memory(cdp) -> Dict[str, int]:
         "nodes": int(cdp.send("Memory.getDOMCounters")["nodes"]),
         "heap": int(cdp.send("Runtime.getHeapUsage")["usedSize"]),
     }
+
+
+@pytest.mark.timeout(30)
+def test_rows_kept_bounds_the_list_and_comes_from_the_address(api_server, open_page):
+    server = api_server("embedded")
+    page = open_page(server.base_url, "/ui?rows=10")
+    expect(page.page.get_by_label("Rows kept", exact=True)).to_have_value("10")
+    posted = [unique("ironic") for _ in range(15)]
+    for resource_id in posted:
+        post(server, ironic_node_event("node1", resource_id))
+
+    page.expect_resource_ids(list(reversed(posted))[:10])
+    expect(page.page.locator("#received")).to_have_text("15")
+    expect(page.page.locator("#shown")).to_have_text("10")
 
 
 # --------------------------------------------------------------------------
