@@ -581,6 +581,7 @@ def test_the_screenshot_in_docs_shows_events_of_several_services(api_server, ope
     expect(page.page.locator("#heartbeat")).to_have_text(
         re.compile(r"just now|\d s ago"), timeout=5_000
     )
+    page.page.mouse.move(0, 0)  # no row under the pointer, none hovered
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.page.screenshot(path=str(SCREENSHOT))
 
