@@ -25,6 +25,7 @@ from osism.services.event_bridge import EventBridge, event_bridge
 from osism.services.websocket_manager import WebSocketManager, websocket_manager
 from osism.settings import Settings, get_settings
 from osism.stream_route import router as stream_router
+from osism.ui_route import router as ui_router
 
 logger = logging.getLogger("osism.api")
 
@@ -92,6 +93,7 @@ def create_app(
     app.state.settings = settings
     app.include_router(http_router)
     app.include_router(stream_router)
+    app.include_router(ui_router)
     # Pages of ALLOWED_ORIGINS may call the API (CORS); a request from any
     # other page is refused before it reaches a route (OriginGuard, added
     # last, runs first).

@@ -1,5 +1,6 @@
 """The HTTP routes of the API: liveness, the stream's description, the ingest
-of notifications, health."""
+of notifications, health. (``GET /`` is in ui_route: a browser gets the
+events page there.)"""
 
 from typing import Any, Dict
 
@@ -24,7 +25,6 @@ EVENTS_PATH = "/v1/events/openstack"
 router = APIRouter()
 
 
-@router.get("/")
 @router.get("/v1")
 def liveness() -> Dict[str, str]:
     return {"status": "ok", "service": "osism events"}

@@ -3,6 +3,7 @@ connection stays open with its filters unchanged; filters match whole values."""
 
 import json
 import uuid
+from typing import List
 
 import pytest
 
@@ -33,7 +34,7 @@ def server(module_api_server):
 def set_filters_of_size(size):
     """A valid set_filters frame of exactly ``size`` bytes: node names of at
     most 200 characters (a value may hold 255) filling it up."""
-    names = []
+    names: List[str] = []
     while True:
         frame = json.dumps({"action": "set_filters", "node_filters": names + [""]})
         room = size - len(frame)
