@@ -21,11 +21,14 @@ import queue
 import threading
 import uuid
 from collections import Counter
-from typing import Any, Dict, Generic, Optional, TypeVar
+from typing import Any, Dict, Optional
 
 from osism.services.bridge import wire
 from osism.services.bridge.backlog import Backlog
+from osism.services.bridge.catch_up import CatchUp
+from osism.services.bridge.delegation import Part as _Part
 from osism.services.bridge.delivery import Handover, LocalProcessor
+from osism.services.bridge.history import RedisHistory
 from osism.services.bridge.link import RedisLink, redis
 from osism.services.bridge.publisher import Publisher
 from osism.services.bridge.receivers import Receivers
@@ -42,29 +45,6 @@ REDIS_AVAILABLE = redis is not None
 REDIS_CHANNEL = wire.CHANNEL
 ORIGIN_KEY = wire.ORIGIN_KEY
 PUBLISHER_KEY = wire.PUBLISHER_KEY
-
-T = TypeVar("T")
-
-
-class _Part(Generic[T]):
-    """An attribute of the bridge that lives on one of its parts: reading and
-    setting it on the bridge reads and sets ``<part>.<name>``."""
-
-    def __init__(self, part: str, name: str) -> None:
-        self.part = part
-        self.name = name
-
-    def __get__(self, bridge: Any, owner: Any = None) -> T:
-        value: T = getattr(getattr(bridge, self.part), self.name)
-        return value
-
-    def __set__(self, bridge: Any, value: T) -> None:
-        setattr(getattr(bridge, self.part), self.name, value)
-
-    def __delete__(self, bridge: Any) -> None:
-        """Nothing: ``mock.patch.object`` deletes what it patched on an
-        instance when it ends, and the part keeps the patched value (a test's
-        bridge is its own)."""
 
 
 class EventBridge:
@@ -102,6 +82,10 @@ class EventBridge:
             max(settings.redis_retry_delay, settings.redis_restart_max_delay),
         )
         self._handover = Handover(self.stats)
+        history = RedisHistory(settings.event_history_size)
+        self._catch_up = CatchUp(
+            history, self._link, self._handover, self._deliver_from_redis, self.stats
+        )
         self._processor = LocalProcessor(
             self._event_queue,
             lambda event: self._process_single_event(event),
@@ -117,6 +101,7 @@ class EventBridge:
             self.stats,
             reconnect=lambda: self._init_redis(),
             deliver=self._deliver_from_redis,
+            on_subscribed=self._catch_up.after_subscribing,
         )
         receivers = Receivers(
             settings.redis_subscriber_wait,
@@ -135,6 +120,7 @@ class EventBridge:
             self.stats,
             reconnect=lambda: self._init_redis(),
             on_connected=self._subscribe_if_serving,
+            history=history,
         )
         self._publisher = Publisher(
             self._link,
@@ -145,6 +131,7 @@ class EventBridge:
             origin,
             reconnect=lambda: self._init_redis(),
             keeps_for_redis=self._keeps_for_redis,
+            history=history,
         )
         if connect:
             self._init_redis()
@@ -206,23 +193,38 @@ class EventBridge:
         event_type: str,
         payload: Dict[str, Any],
         publisher_id: Optional[str] = None,
+        event_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
     ) -> None:
         """Publish an event on Redis, or keep it until Redis can take it.
 
-        ``publisher_id`` (the notification's, e.g. ``nova-compute:host1``)
-        travels with the event when given; the seed's message
-        ``{"event_type": ..., "payload": ...}`` is unchanged without it.
+        ``publisher_id`` (the notification's, e.g. ``nova-compute:host1``),
+        ``event_id`` and ``timestamp`` (given where the event entered the
+        stream) travel with it when given; the seed's message
+        ``{"event_type": ..., "payload": ...}`` is unchanged without them.
         Never raises: what goes wrong is logged and counted.
         """
+        event = wire.make_event(event_type, payload, publisher_id, event_id, timestamp)
         try:
             self._ensure_redis_tried()
-            self._publisher.publish(wire.make_event(event_type, payload, publisher_id))
+            self._publisher.publish(event)
         except queue.Full:
             self.stats["dropped"] += 1
             logger.warning("Local event queue full, dropping event %s", event_type)
         except Exception as e:
             self.stats["dropped"] += 1
             logger.error("Error adding event %s: %s", event_type, e)
+
+    def publish_now(self, event: wire.Event) -> bool:
+        """Publish ``event`` (see ``wire.make_event``) on Redis now; False when
+        Redis cannot take it, which keeps nothing: for a publisher that keeps
+        such events itself (the listener leaves them on RabbitMQ)."""
+        self._ensure_redis_tried()
+        try:
+            return self._publisher.publish_now(event)
+        except Exception as e:
+            logger.error("Error publishing event %r: %s", event.get("event_type"), e)
+            return False
 
     def _start_redis_subscriber(self) -> None:
         self._subscriber.start()
@@ -231,13 +233,11 @@ class EventBridge:
         self._processor.start()
 
     def _redis_subscriber_loop(self) -> None:
-        """Read the Redis channel until shutdown, reconnecting on errors.
-
-        Gives up after ``max_retries`` consecutive failures.
-        """
+        """The seed's loop: read, reconnect, give up after ``max_retries``."""
         self._subscriber.listen()
 
     def _deliver_from_redis(self, event: wire.Event) -> None:
+        self._catch_up.delivered(event)
         if self._websocket_manager is not None:
             self._process_single_event(event)
         else:

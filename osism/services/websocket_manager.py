@@ -11,7 +11,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -150,8 +150,12 @@ class WebSocketManager:
         event_type: str,
         payload: Dict[str, Any],
         publisher_id: Optional[str] = None,
+        event_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
     ) -> None:
-        self.enqueue_notification(event_type, payload, publisher_id)
+        self.enqueue_notification(
+            event_type, payload, publisher_id, event_id, timestamp
+        )
 
     def enqueue_notification(
         self,
@@ -173,28 +177,52 @@ class WebSocketManager:
         counted, never raised.
         """
         try:
-            if not isinstance(payload, Mapping):
-                raise TypeError(
-                    f"payload must be an object, not {type(payload).__name__}"
-                )
-            subject = subject_of(event_type, payload, publisher_id)
-            data = dict(payload)
-            data["service_type"] = subject.service_type
-            data["resource_id"] = subject.resource_id
-            if publisher_id is not None:
-                data["publisher_id"] = publisher_id
-            event = EventMessage(
-                event_type=event_type,
-                source="openstack",
-                data=data,
-                node_name=subject.node_name,
-                event_id=event_id,
-                timestamp=timestamp,
+            event = self._event_of(
+                event_type, payload, publisher_id, event_id, timestamp
             )
             self.event_queue.put_nowait(event)
         except Exception as e:
             self.stats["invalid"] += 1
             logger.error("Error processing notification %r: %s", event_type, e)
+
+    def remember(self, notifications: Iterable[Tuple[Any, ...]]) -> None:
+        """Keep events in the history without sending them: the recent events
+        of the Redis history, for clients that resume after this process
+        (re)started. Each is what enqueue_notification takes; one that cannot
+        be made into an event, or is kept already, is left out."""
+        for notification in notifications:
+            try:
+                event = self._event_of(*notification)
+            except Exception as e:
+                logger.debug("Not remembering %r: %s", notification[:1], e)
+                continue
+            if event.id not in self.history:
+                self.history.add(event)
+
+    @staticmethod
+    def _event_of(
+        event_type: str,
+        payload: Dict[str, Any],
+        publisher_id: Optional[str] = None,
+        event_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
+    ) -> EventMessage:
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be an object, not {type(payload).__name__}")
+        subject = subject_of(event_type, payload, publisher_id)
+        data = dict(payload)
+        data["service_type"] = subject.service_type
+        data["resource_id"] = subject.resource_id
+        if publisher_id is not None:
+            data["publisher_id"] = publisher_id
+        return EventMessage(
+            event_type=event_type,
+            source="openstack",
+            data=data,
+            node_name=subject.node_name,
+            event_id=event_id,
+            timestamp=timestamp,
+        )
 
     def resume(self, websocket: WebSocket, last_event_id: str) -> Dict[str, Any]:
         """Send a client the events after ``last_event_id`` that match its

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from osism.services.bridge import threads, wire
 from osism.services.bridge.wire import Event
@@ -22,7 +22,20 @@ from osism.services.loop_handoff import LoopHandoff
 
 logger = logging.getLogger("osism.event_bridge")
 
-Notification = Tuple[str, Dict[str, Any], Optional[str]]
+# What the manager is given of an event: event type, payload, publisher id,
+# event id, timestamp (see WebSocketManager.enqueue_notification).
+Notification = Tuple[str, Dict[str, Any], Optional[str], Optional[str], Optional[str]]
+
+
+def notification_of(event: Event) -> Notification:
+    return (
+        event["event_type"],
+        event["payload"],
+        wire.publisher_id_of(event),
+        wire.id_of(event),
+        wire.text_of(event, wire.TIMESTAMP_KEY),
+    )
+
 
 # Seconds the processor waits for an event; bounds how long shutdown waits.
 QUEUE_TIMEOUT = 1.0
@@ -44,21 +57,21 @@ class Handover:
             logger.warning("No WebSocket manager available, dropping event")
             return
         try:
-            event_type = event["event_type"]
-            payload = event["payload"]
-            publisher_id = wire.publisher_id_of(event)
+            notification = notification_of(event)
+            event_type, payload, publisher_id = notification[:3]
             loop = getattr(manager, "loop", None)
             if isinstance(loop, asyncio.AbstractEventLoop):
-                self._handoff_to(manager, loop).submit(
-                    (event_type, payload, publisher_id)
-                )
+                self._handoff_to(manager, loop).submit(notification)
                 return
+            # The seed's call, with what the event has beyond the seed's.
             extra = () if publisher_id is None else (publisher_id,)
+            ids = dict(zip(("event_id", "timestamp"), notification[3:]))
+            given = {key: value for key, value in ids.items() if value is not None}
             private_loop = asyncio.new_event_loop()
             try:
                 private_loop.run_until_complete(
                     manager.broadcast_event_from_notification(
-                        event_type, payload, *extra
+                        event_type, payload, *extra, **given
                     )
                 )
             finally:
@@ -66,6 +79,17 @@ class Handover:
         except Exception as e:
             self.stats["dropped"] += 1
             logger.error("Error handing an event to the WebSocket manager: %r", e)
+
+    def remember(self, events: List[Event]) -> None:
+        """Have the manager keep ``events`` in its history for clients that
+        resume, without sending them (on its loop, when it runs one)."""
+        manager = self.manager
+        notifications = [notification_of(event) for event in events]
+        loop = getattr(manager, "loop", None)
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            loop.call_soon_threadsafe(manager.remember, notifications)
+        else:
+            manager.remember(notifications)
 
     def _handoff_to(
         self, manager: Any, loop: asyncio.AbstractEventLoop

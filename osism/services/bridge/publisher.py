@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from osism.services.bridge import wire
 from osism.services.bridge.backlog import Backlog
+from osism.services.bridge.history import RedisHistory
 from osism.services.bridge.link import RedisLink
 from osism.services.bridge.receivers import Receivers
 from osism.services.bridge.reconnector import Reconnector
@@ -39,7 +40,10 @@ class Publisher:
         origin: str,
         reconnect: Callable[[], None],
         keeps_for_redis: Callable[[], bool],
+        history: Optional[RedisHistory] = None,
     ) -> None:
+        # Where published events are kept too (none by default).
+        self.history = RedisHistory(0) if history is None else history
         self.link = link
         self.backlog = backlog
         self.receivers = receivers
@@ -83,7 +87,9 @@ class Publisher:
         """Publish once, and once more after reconnecting. How many
         subscribers received the event, or None when it was not published."""
         try:
-            receivers = int(self.link.client.publish(self.link.channel, message))
+            receivers = self.history.publish(
+                self.link.client, self.link.channel, message
+            )
         except Exception as e:
             logger.error("Failed to publish event %s to Redis: %s", event_type, e)
             self.link.note_outage(e)
@@ -91,7 +97,9 @@ class Publisher:
             if self.link.client is None:
                 return None
             try:
-                receivers = int(self.link.client.publish(self.link.channel, message))
+                receivers = self.history.publish(
+                    self.link.client, self.link.channel, message
+                )
             except Exception as retry_error:
                 logger.error(
                     "Failed to publish event %s to Redis after reconnect: %s",
@@ -114,6 +122,17 @@ class Publisher:
                 event_type,
             )
         return receivers
+
+    def publish_now(self, event: Event) -> bool:
+        """Publish ``event`` now, or say it could not be (False): nothing is
+        kept. For a publisher that keeps what Redis did not take itself (the
+        listener leaves it unacknowledged on RabbitMQ)."""
+        with self.backlog.lock:
+            if self.link.client is None:
+                self.reconnect()
+            if self.link.client is None:
+                return False
+            return self._publish(event["event_type"], wire.encode(event)) is not None
 
     def keep(self, event: Event) -> None:
         """Keep an event Redis did not deliver; publish it when Redis can.

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from osism.services.bridge import threads, wire
 from osism.services.bridge.backlog import Backlog
+from osism.services.bridge.history import RedisHistory
 from osism.services.bridge.link import RedisLink
 from osism.services.bridge.receivers import Receivers
 from osism.services.retry import Backoff
@@ -39,7 +40,10 @@ class Reconnector:
         stats: "Counter[str]",
         reconnect: Callable[[], None],
         on_connected: Callable[[], None],
+        history: Optional[RedisHistory] = None,
     ) -> None:
+        # Where published events are kept too (none by default).
+        self.history = RedisHistory(0) if history is None else history
         self.link = link
         self.backlog = backlog
         self.receivers = receivers
@@ -100,8 +104,8 @@ class Reconnector:
                     return False
                 event = backlog.take()
                 try:
-                    receivers = int(
-                        client.publish(self.link.channel, wire.encode(event))
+                    receivers = self.history.publish(
+                        client, self.link.channel, wire.encode(event)
                     )
                 except Exception as e:
                     backlog.put_back(event)

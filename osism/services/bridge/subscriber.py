@@ -45,7 +45,10 @@ class Subscriber:
         stats: "Counter[str]",
         reconnect: Callable[[], None],
         deliver: Callable[[Event], None],
+        on_subscribed: Callable[[], None] = lambda: None,
     ) -> None:
+        # Called after every subscribe that succeeded (catching up).
+        self.on_subscribed = on_subscribed
         self.link = link
         self.origin = origin
         self.max_retries = max_retries
@@ -125,6 +128,7 @@ class Subscriber:
             self.pubsub.subscribe(self.link.channel)
             self.connected = True
             logger.info("Subscribed to Redis channel %s", self.link.channel)
+            self.on_subscribed()
             while not self.shutdown.is_set():
                 try:
                     while not self.shutdown.is_set():
@@ -175,6 +179,7 @@ class Subscriber:
             return
         self.connected = True
         logger.info("Subscribed to Redis channel %s again", self.link.channel)
+        self.on_subscribed()
 
     def handle(self, data: str) -> None:
         """One message of the channel: delivered, or logged and counted."""

@@ -1,10 +1,12 @@
 """The message on the Redis channel.
 
-The seed's format is ``{"event_type": str, "payload": object}``. Two keys may
-ride along: ``publisher_id``, the notification's publisher
-(``nova-compute:host1``), and ``origin``, set by an API process on an event it
-already delivered to its own clients, so that its own subscriber skips it.
-Everything else a message carries is passed on as it is.
+The seed's format is ``{"event_type": str, "payload": object}``. Keys that
+may ride along: ``id`` and ``timestamp``, given to the event where it entered
+the stream (every API process delivers it with them, and none twice);
+``publisher_id``, the notification's publisher (``nova-compute:host1``); and
+``origin``, set by an API process on an event it already delivered to its own
+clients, so that its own subscriber skips it. Everything else a message
+carries is passed on as it is.
 """
 
 import json
@@ -15,6 +17,8 @@ Event = Dict[str, Any]
 CHANNEL = "osism:events"
 ORIGIN_KEY = "origin"
 PUBLISHER_KEY = "publisher_id"
+ID_KEY = "id"
+TIMESTAMP_KEY = "timestamp"
 
 
 class InvalidEvent(ValueError):
@@ -22,11 +26,21 @@ class InvalidEvent(ValueError):
 
 
 def make_event(
-    event_type: str, payload: Dict[str, Any], publisher_id: Optional[str] = None
+    event_type: str,
+    payload: Dict[str, Any],
+    publisher_id: Optional[str] = None,
+    event_id: Optional[str] = None,
+    timestamp: Optional[str] = None,
 ) -> Event:
+    """The message of an event; without the optional keys it is the seed's."""
     event: Event = {"event_type": event_type, "payload": payload}
-    if publisher_id is not None:
-        event[PUBLISHER_KEY] = publisher_id
+    for key, value in (
+        (PUBLISHER_KEY, publisher_id),
+        (ID_KEY, event_id),
+        (TIMESTAMP_KEY, timestamp),
+    ):
+        if value is not None:
+            event[key] = value
     return event
 
 
@@ -56,11 +70,19 @@ def decode(message: str) -> Event:
     return event
 
 
+def text_of(event: Event, key: str) -> Optional[str]:
+    """The event's ``key`` (publisher id, id, timestamp); None when absent, not
+    a string or empty (the event is still worth delivering without it)."""
+    value = event.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 def publisher_id_of(event: Event) -> Optional[str]:
-    """The event's publisher id; None when absent or not a string (the event is
-    still worth delivering without it)."""
-    publisher_id = event.get(PUBLISHER_KEY)
-    return publisher_id if isinstance(publisher_id, str) else None
+    return text_of(event, PUBLISHER_KEY)
+
+
+def id_of(event: Event) -> Optional[str]:
+    return text_of(event, ID_KEY)
 
 
 def with_origin(event: Event, origin: str) -> Event:

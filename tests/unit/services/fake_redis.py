@@ -44,6 +44,9 @@ class FakeRedis:
         self.when_idle: Callable[[], None] = lambda: None
         # Called after each publish that Redis took.
         self.when_published: Callable[[], None] = lambda: None
+        # Streams: key -> [(entry id, fields)], oldest first.
+        self.streams: Dict[str, List[Tuple[str, Dict[str, str]]]] = {}
+        self._next_entry = 0
 
     # The redis.Redis stand-in.
     def client(self, **kwargs: Any) -> "FakeClient":
@@ -95,6 +98,37 @@ class FakeRedis:
         if self.down_error is not None and command not in WITHOUT_SERVER:
             raise self.down_error
 
+    def _xadd(self, key: str, fields: Dict[str, str], maxlen: int) -> str:
+        self._check("xadd")
+        self._next_entry += 1
+        entry_id = f"1700000000000-{self._next_entry}"
+        stream = self.streams.setdefault(key, [])
+        stream.append((entry_id, dict(fields)))
+        del stream[: max(0, len(stream) - maxlen)]
+        return entry_id
+
+    def _xrevrange(
+        self, key: str, end: str, start: str, count: int
+    ) -> List[Tuple[str, Dict[str, str]]]:
+        """Newest first, up to ``end`` ("+", an id, or "(id" exclusive);
+        ``start`` is always "-" here."""
+        self._check("xrevrange")
+        assert start == "-"
+        entries = list(reversed(self.streams.get(key, [])))
+        if end != "+":
+            exclusive = end.startswith("(")
+            bound = _seq(end.lstrip("("))
+            entries = [
+                e
+                for e in entries
+                if _seq(e[0]) < bound or (not exclusive and _seq(e[0]) == bound)
+            ]
+        return entries[:count]
+
+    def stream_events(self, key: str) -> List[Any]:
+        """The decoded events of stream ``key``, oldest first."""
+        return [json.loads(f["event"]) for _, f in self.streams.get(key, [])]
+
     def _publish(self, channel: str, message: str) -> int:
         self._check("publish")
         self.published.append((channel, message))
@@ -110,6 +144,10 @@ class FakeRedis:
                 )
         self.when_published()
         return self.subscribers(channel)
+
+
+def _seq(entry_id: str) -> int:
+    return int(entry_id.split("-")[1])
 
 
 class FakeConnectionPool:
@@ -133,6 +171,20 @@ class FakeClient:
 
     def publish(self, channel: str, message: str) -> int:
         return self.server._publish(channel, message)
+
+    def xadd(
+        self,
+        key: str,
+        fields: Dict[str, str],
+        maxlen: int = 1_000_000,
+        approximate: bool = True,
+    ) -> str:
+        return self.server._xadd(key, fields, maxlen)
+
+    def xrevrange(
+        self, key: str, max: str = "+", min: str = "-", count: int = 1_000_000
+    ) -> List[Tuple[str, Dict[str, str]]]:
+        return self.server._xrevrange(key, max, min, count)
 
     def pubsub(self) -> "FakePubSub":
         self.server._check("pubsub")

@@ -40,9 +40,17 @@ class Manager:
 
     def __init__(self) -> None:
         self.received: List[Any] = []
+        self.remembered: List[Any] = []
         self.broadcast_event_from_notification = AsyncMock(
-            side_effect=lambda *event: self.received.append(event)
+            side_effect=lambda *event, **ids: (
+                self.received.append((*event, ids))
+                if ids
+                else self.received.append(event)
+            )
         )
+
+    def remember(self, notifications: List[Any]) -> None:
+        self.remembered.extend(notifications)
 
 
 def thread(threads: List[Any], part: str) -> Any:
@@ -126,6 +134,101 @@ class TestPublishingAndSubscribing:
         thread(threads, "processor").run()
 
         assert manager.received == [(event(1)["event_type"], {"n": 1})]
+
+
+class TestHistory:
+    """The Redis stream next to the channel (EVENT_HISTORY_SIZE)."""
+
+    def test_what_is_published_is_kept_in_the_stream_too(self, make_bridge, fake_redis):
+        bridge = make_bridge()
+
+        bridge.add_event("x.y", {"n": 1}, None, "e-1", "2026-12-06T00:00:00Z")
+
+        published = {
+            "event_type": "x.y",
+            "payload": {"n": 1},
+            "id": "e-1",
+            "timestamp": "2026-12-06T00:00:00Z",
+        }
+        assert fake_redis.messages(CHANNEL) == [published]
+        assert fake_redis.stream_events(f"{CHANNEL}:history") == [published]
+
+    def test_an_api_that_subscribes_remembers_the_recent_events(
+        self, make_bridge, fake_redis, threads
+    ):
+        # Events nobody receives are published at once, not kept to be
+        # offered again (REDIS_SUBSCRIBER_WAIT 0): the stream has them.
+        listener = make_bridge(redis_subscriber_wait=0)
+        for number in (1, 2):
+            listener.add_event("x.y", {}, None, f"e{number}")
+        api = make_bridge()
+        manager = Manager()
+        api.set_websocket_manager(manager)
+        fake_redis.when_idle = api.shutdown
+
+        thread(threads, "subscriber").run()
+
+        assert manager.remembered == [
+            ("x.y", {}, None, "e1", None),
+            ("x.y", {}, None, "e2", None),
+        ]
+        assert manager.received == []
+
+    def test_after_a_broken_subscription_what_was_missed_is_delivered(
+        self, make_bridge, fake_redis, threads
+    ):
+        api, listener = make_bridge(**QUICK), make_bridge()
+        manager = Manager()
+        api.set_websocket_manager(manager)
+        steps = [
+            lambda: listener.add_event("x.y", {}, None, "e1"),
+            # The subscription breaks; e2 is published meanwhile.
+            lambda: (fake_redis.restart(), listener.add_event("x.y", {}, None, "e2")),
+            api.shutdown,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        thread(threads, "subscriber").run()
+
+        assert [r[-1]["event_id"] for r in manager.received] == ["e1", "e2"]
+        assert api.health()["counters"]["caught_up"] == 1
+
+
+class TestPublishNow:
+    """For a publisher that keeps what Redis does not take itself."""
+
+    def test_an_event_redis_took_is_true(self, make_bridge, fake_redis):
+        bridge = make_bridge(connect=False)
+
+        assert bridge.publish_now({"event_type": "x.y", "payload": {}, "id": "e1"})
+        assert fake_redis.messages(CHANNEL) == [
+            {"event_type": "x.y", "payload": {}, "id": "e1"}
+        ]
+
+    def test_without_redis_it_is_false_and_nothing_is_kept(
+        self, make_bridge, fake_redis, threads
+    ):
+        fake_redis.go_down()
+        bridge = make_bridge()
+
+        assert bridge.publish_now({"event_type": "x.y", "payload": {}}) is False
+        assert bridge.health()["buffered"] == 0
+        assert threads == []
+
+    def test_redis_back_is_found_again(self, make_bridge, fake_redis):
+        fake_redis.go_down()
+        bridge = make_bridge()
+        fake_redis.come_back()
+
+        assert bridge.publish_now({"event_type": "x.y", "payload": {}})
+
+    def test_a_payload_that_is_not_json_is_false_with_an_error(
+        self, make_bridge, bridge_logs
+    ):
+        bridge = make_bridge()
+
+        assert not bridge.publish_now({"event_type": "x.y", "payload": {"a": object}})
+        assert "Error publishing event 'x.y'" in bridge_logs()[-1][2]
 
 
 class TestSettings:

@@ -514,7 +514,9 @@ class TestProcessSingleEvent:
         finally:
             loop.close()
 
-        manager.enqueue_notification.assert_called_once_with(EVENT_TYPE, PAYLOAD, None)
+        manager.enqueue_notification.assert_called_once_with(
+            EVENT_TYPE, PAYLOAD, None, None, None
+        )
 
 
 class TestProcessEvents:

@@ -1300,3 +1300,36 @@ class TestClose:
         await manager.close(websocket, 1008, "x")
 
         websocket.close.assert_awaited_once_with(code=1008, reason="x")
+
+
+@pytest.mark.anyio
+class TestRemember:
+    """The recent events of the Redis history, kept without being sent."""
+
+    async def test_remembered_events_are_resumed_from_not_sent(
+        self, manager, make_websocket
+    ):
+        manager.remember(
+            [
+                ("x.y", {}, None, "e1", "t1"),
+                ("x.y", {}, "nova-compute:c1", "e2", "t2"),
+                ("x.y", ["not", "an", "object"], None, "e3", None),
+                ("x.y", {}, None, "e1", "t1"),
+            ]
+        )
+        websocket = make_websocket()
+        await manager.connect(websocket)
+
+        reply = manager.resume(websocket, "e1")
+
+        assert [entry.event.id for entry in manager.history.between(0, 10)] == [
+            "e1",
+            "e2",
+        ]
+        assert reply["replayed"] == 1
+        assert manager.stats["received"] == 0
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+        [frame] = [json.loads(c.args[0]) for c in websocket.send_text.await_args_list]
+        assert (frame["id"], frame["timestamp"]) == ("e2", "t2")
+        assert frame["data"]["publisher_id"] == "nova-compute:c1"

@@ -34,6 +34,31 @@ def loop():
     loop.close()
 
 
+class TestRemembering:
+    def test_events_are_remembered_on_the_managers_loop(self, handover, loop):
+        manager = MagicMock(loop=loop)
+        handover.manager = manager
+        event = {**EVENT, "id": "e-1", "publisher_id": "p"}
+
+        handover.remember([event])
+
+        manager.remember.assert_not_called()
+        loop.run_until_complete(asyncio.sleep(0))
+        manager.remember.assert_called_once_with(
+            [(EVENT_TYPE, PAYLOAD, "p", "e-1", None)]
+        )
+
+    def test_without_a_loop_yet_they_are_remembered_at_once(self, handover):
+        manager = MagicMock(loop=None)
+        handover.manager = manager
+
+        handover.remember([EVENT])
+
+        manager.remember.assert_called_once_with(
+            [(EVENT_TYPE, PAYLOAD, None, None, None)]
+        )
+
+
 class TestHandingOver:
     def test_without_a_manager_the_event_is_dropped_with_a_warning(
         self, handover, bridge_logs
@@ -57,7 +82,9 @@ class TestHandingOver:
 
         manager.enqueue_notification.assert_not_called()
         loop.run_until_complete(asyncio.sleep(0))
-        manager.enqueue_notification.assert_called_once_with(EVENT_TYPE, PAYLOAD, None)
+        manager.enqueue_notification.assert_called_once_with(
+            EVENT_TYPE, PAYLOAD, None, None, None
+        )
         manager.broadcast_event_from_notification.assert_not_called()
         assert handover.stats == Counter()
         assert bridge_logs() == []
@@ -118,7 +145,19 @@ class TestHandingOver:
         loop.run_until_complete(asyncio.sleep(0))
 
         manager.enqueue_notification.assert_called_once_with(
-            EVENT_TYPE, PAYLOAD, handed_over
+            EVENT_TYPE, PAYLOAD, handed_over, None, None
+        )
+
+    def test_the_id_and_time_it_entered_with_are_handed_over(self, handover, loop):
+        manager = MagicMock(loop=loop)
+        handover.manager = manager
+        event = {**EVENT, "id": "e-1", "timestamp": "2026-12-06T00:00:00Z"}
+
+        handover.hand_over(event)
+        loop.run_until_complete(asyncio.sleep(0))
+
+        manager.enqueue_notification.assert_called_once_with(
+            EVENT_TYPE, PAYLOAD, None, "e-1", "2026-12-06T00:00:00Z"
         )
 
     def test_a_closed_manager_loop_drops_the_event_with_an_error(

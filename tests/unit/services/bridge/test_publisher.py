@@ -69,6 +69,27 @@ class TestPublishing:
         assert listened.contents() == []
 
 
+class TestPublishingNow:
+    def test_redis_refusing_is_false_and_keeps_nothing(self, side, fake_redis):
+        fake_redis.go_down()
+
+        assert side.publisher.publish_now(event(1)) is False
+        assert side.contents() == []
+        assert side.local_queue.empty()
+
+    def test_without_a_client_one_connection_is_tried(self, make_side, fake_redis):
+        side = make_side(connect=False)
+
+        assert side.publisher.publish_now(event(1)) is True
+        assert fake_redis.messages(CHANNEL) == [event(1)]
+
+    def test_redis_still_gone_is_false(self, make_side, fake_redis):
+        fake_redis.go_down()
+        side = make_side(connect=False)
+
+        assert side.publisher.publish_now(event(1)) is False
+
+
 class TestPublishFailures:
     def test_a_failed_publish_reconnects_and_publishes_again(
         self, listened, fake_redis, bridge_logs

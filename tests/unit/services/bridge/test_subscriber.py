@@ -275,6 +275,27 @@ class TestReading:
         ]
 
 
+class TestCatchingUpAfterSubscribing:
+    def test_every_subscribe_that_succeeded_is_reported(
+        self, reading, fake_redis, bridge_logs
+    ):
+        subscribed: List[bool] = []
+        reading.subscriber.on_subscribed = lambda: subscribed.append(
+            reading.subscriber.connected
+        )
+        steps = [
+            lambda: fake_redis.fail_next("pubsub.get_message", ConnectionError("a")),
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        # Once on entry, once after the reconnect; connected both times.
+        assert subscribed == [True, True]
+        assert RESUBSCRIBED in bridge_logs()
+
+
 class TestReconnecting:
     def test_a_read_error_waits_the_retry_delay_reconnects_and_resubscribes(
         self, reading, fake_redis, bridge_logs

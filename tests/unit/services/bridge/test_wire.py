@@ -23,6 +23,32 @@ class TestMakingAnEvent:
             "publisher_id": "nova-compute:host1",
         }
 
+    def test_the_id_and_time_it_entered_with_ride_along(self):
+        assert wire.make_event("x", {}, None, "e-1", "2026-12-06T00:00:00Z") == {
+            "event_type": "x",
+            "payload": {},
+            "id": "e-1",
+            "timestamp": "2026-12-06T00:00:00Z",
+        }
+
+
+class TestIdAndText:
+    @pytest.mark.parametrize(
+        ("event", "event_id"),
+        [
+            pytest.param({**EVENT, "id": "e-1"}, "e-1", id="a-string"),
+            pytest.param(EVENT, None, id="absent"),
+            pytest.param({**EVENT, "id": ""}, None, id="empty"),
+            pytest.param({**EVENT, "id": 7}, None, id="not-a-string"),
+        ],
+    )
+    def test_only_a_non_empty_string_is_an_id(self, event, event_id):
+        assert wire.id_of(event) == event_id
+
+    def test_the_timestamp_is_read_the_same_way(self):
+        assert wire.text_of({**EVENT, "timestamp": "t"}, wire.TIMESTAMP_KEY) == "t"
+        assert wire.text_of({**EVENT, "timestamp": 1}, wire.TIMESTAMP_KEY) is None
+
 
 class TestEncoding:
     def test_it_is_json_in_the_order_of_the_keys(self):

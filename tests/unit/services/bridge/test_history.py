@@ -1,0 +1,125 @@
+"""Unit tests of osism.services.bridge.history: the Redis stream next to the
+channel, on the fake Redis."""
+
+import json
+
+import pytest
+
+from osism.services.bridge import history as history_module
+from osism.services.bridge.history import RedisHistory, stream_key
+
+CHANNEL = "osism:events"
+KEY = "osism:events:history"
+
+
+def event(number: int) -> dict:
+    return {"event_type": "x.y", "payload": {}, "id": f"e{number}"}
+
+
+@pytest.fixture
+def client(fake_redis):
+    return fake_redis.client()
+
+
+def fill(history, client, count):
+    for number in range(1, count + 1):
+        history.publish(client, CHANNEL, json.dumps(event(number)))
+
+
+def ids(events):
+    return [e["id"] for e in events]
+
+
+def test_the_stream_is_named_after_the_channel():
+    assert stream_key("osism:events:it:1") == "osism:events:it:1:history"
+
+
+def test_publishing_keeps_the_event_and_publishes_it(fake_redis, client):
+    fake_redis.add_subscribers(CHANNEL, 2)
+
+    receivers = RedisHistory(10).publish(client, CHANNEL, json.dumps(event(1)))
+
+    assert receivers == 2
+    assert fake_redis.stream_events(KEY) == [event(1)]
+    assert fake_redis.messages(CHANNEL) == [event(1)]
+
+
+def test_the_stream_is_capped(fake_redis, client):
+    fill(RedisHistory(3), client, 5)
+
+    assert ids(fake_redis.stream_events(KEY)) == ["e3", "e4", "e5"]
+
+
+def test_a_history_of_size_0_keeps_nothing(fake_redis, client):
+    history = RedisHistory(0)
+    fill(history, client, 2)
+
+    assert KEY not in fake_redis.streams
+    assert history.newest(client, CHANNEL) == []
+    assert history.since(client, CHANNEL, "e1") == ([], False)
+
+
+def test_newest_gives_the_stream_oldest_first(client):
+    history = RedisHistory(10)
+    fill(history, client, 3)
+
+    assert ids(history.newest(client, CHANNEL)) == ["e1", "e2", "e3"]
+
+
+def test_since_gives_the_events_after_one(client):
+    history = RedisHistory(10)
+    fill(history, client, 5)
+
+    events, found = history.since(client, CHANNEL, "e2")
+
+    assert (ids(events), found) == (["e3", "e4", "e5"], True)
+
+
+def test_since_the_newest_is_nothing(client):
+    history = RedisHistory(10)
+    fill(history, client, 2)
+
+    assert history.since(client, CHANNEL, "e2") == ([], True)
+
+
+def test_since_an_event_no_longer_kept_gives_all_there_is(client):
+    history = RedisHistory(3)
+    fill(history, client, 5)
+
+    events, found = history.since(client, CHANNEL, "e1")
+
+    assert (ids(events), found) == (["e3", "e4", "e5"], False)
+
+
+def test_since_reads_page_by_page(client, monkeypatch):
+    monkeypatch.setattr(history_module, "PAGE", 2)
+    history = RedisHistory(100)
+    fill(history, client, 7)
+
+    assert history.since(client, CHANNEL, "e2") == (
+        [event(n) for n in range(3, 8)],
+        True,
+    )
+    assert history.since(client, CHANNEL, "nope")[0] == [event(n) for n in range(1, 8)]
+
+
+def test_entries_that_are_not_events_are_left_out(fake_redis, client):
+    history = RedisHistory(10)
+    fill(history, client, 1)
+    client.xadd(KEY, {"event": "not json"})
+    client.xadd(KEY, {"other": "field"})
+    client.xadd(KEY, {"event": json.dumps([1])})
+    fill_more = json.dumps(event(2))
+    history.publish(client, CHANNEL, fill_more)
+
+    assert ids(history.newest(client, CHANNEL)) == ["e1", "e2"]
+    assert history.since(client, CHANNEL, "e1") == ([event(2)], True)
+
+
+def test_a_client_that_answers_oddly_gives_nothing():
+    class Odd:
+        def xrevrange(self, *args, **kwargs):
+            return None
+
+    assert RedisHistory(10).newest(Odd(), CHANNEL) == []
+    assert RedisHistory(10).since(Odd(), CHANNEL, "e1") == ([], False)
