@@ -2,6 +2,7 @@
 stream."""
 
 import json
+import re
 from typing import Any, Dict, Optional, Tuple
 
 import click
@@ -121,8 +122,21 @@ def _json_object(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     return data
 
 
+def _event_type(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from osism.ingest import EVENT_TYPE_PATTERN, MAX_EVENT_TYPE_LENGTH
+
+    if len(value) > MAX_EVENT_TYPE_LENGTH or not re.fullmatch(
+        EVENT_TYPE_PATTERN, value
+    ):
+        raise click.BadParameter(
+            f"must be a dotted name of letters, digits, '_' and '-' of at most "
+            f"{MAX_EVENT_TYPE_LENGTH} characters (baremetal.node.power_set.end)"
+        )
+    return value
+
+
 @events.command("publish")
-@click.argument("event_type")
+@click.argument("event_type", callback=_event_type)
 @click.option(
     "--payload",
     default="{}",
@@ -130,26 +144,47 @@ def _json_object(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     callback=_json_object,
     help="The notification payload, a JSON object.",
 )
+@click.option("--publisher-id", default=None, help="Who sent it (nova-compute:host1).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for Redis (or the API) to take the event.",
+)
+@click.option(
+    "--url",
+    default=None,
+    help="Post to the API at this URL (http://host:8000) instead of Redis.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="Write token of the API [default: EVENTS_WRITE_TOKEN(_FILE), if set].",
+)
 @click.pass_obj
-def publish(obj: Dict[str, Any], event_type: str, payload: Dict[str, Any]) -> None:
-    """Publish one event on the Redis channel, as the listener does."""
-    from osism.services.event_bridge import EventBridge
+def publish(
+    obj: Dict[str, Any],
+    event_type: str,
+    payload: Dict[str, Any],
+    publisher_id: Optional[str],
+    timeout: float,
+    url: Optional[str],
+    token: Optional[str],
+) -> None:
+    """Publish one event on the Redis channel, as the listener does (or post
+    it to an API with --url).
+
+    Exits 0 only once the event is in: on Redis, or accepted by the API.
+    """
+    from osism.publish import publish as publish_event
 
     settings: Settings = obj["settings"]
-    bridge = EventBridge()
-    try:
-        if not bridge.health()["redis_connected"]:
-            raise click.ClickException(
-                f"Redis at {settings.redis_host}:{settings.redis_port} is not "
-                "reachable, so the event was not published. Start Redis (set "
-                "REDIS_HOST/REDIS_PORT), or POST the event to the API's /v1/events."
-            )
-        bridge.add_event(event_type, payload)
-        if bridge.stats["published"] != 1:
-            raise click.ClickException(f"publishing {event_type} failed (see log)")
-        click.echo(f"Published {event_type} on Redis channel {bridge.channel}")
-    finally:
-        bridge.shutdown()
+    if token is None and settings.events_write_token is not None:
+        token = settings.events_write_token.get_secret_value()
+    click.echo(
+        publish_event(settings, event_type, payload, publisher_id, timeout, url, token)
+    )
 
 
 @events.command("watch")

@@ -17,6 +17,7 @@ from osism.ingest import (
     read_body,
 )
 from osism.services.event_bridge import EventBridge
+from osism.services.event_message import new_event_id, utc_now_text
 from osism.services.websocket_manager import WebSocketManager
 from osism.settings import Settings
 
@@ -90,6 +91,9 @@ async def ingest(request: Request) -> Any:
     except InvalidBody as e:
         return JSONResponse({"detail": e.errors}, status_code=422)
     bridge: EventBridge = request.app.state.event_bridge
+    # The event's id where it enters the stream: the notification's
+    # message_id when it has one (posting it again sends it to nobody twice).
+    event_id = notification.message_id or new_event_id()
     # In a worker thread: a slow Redis never blocks the event loop that
     # serves the WebSocket clients.
     await run_in_threadpool(
@@ -97,11 +101,14 @@ async def ingest(request: Request) -> Any:
         notification.event_type,
         notification.payload,
         notification.publisher_id,
+        event_id,
+        utc_now_text(),
     )
     return {
         "status": "accepted",
         "event_type": notification.event_type,
         "message_id": notification.message_id,
+        "id": event_id,
     }
 
 

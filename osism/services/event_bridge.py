@@ -218,13 +218,10 @@ class EventBridge:
     def publish_now(self, event: wire.Event) -> bool:
         """Publish ``event`` (see ``wire.make_event``) on Redis now; False when
         Redis cannot take it, which keeps nothing: for a publisher that keeps
-        such events itself (the listener leaves them on RabbitMQ)."""
+        such events itself (the listener leaves them on RabbitMQ). Raises
+        what encoding raises (a payload that is not JSON)."""
         self._ensure_redis_tried()
-        try:
-            return self._publisher.publish_now(event)
-        except Exception as e:
-            logger.error("Error publishing event %r: %s", event.get("event_type"), e)
-            return False
+        return self._publisher.publish_now(event)
 
     def _start_redis_subscriber(self) -> None:
         self._subscriber.start()

@@ -51,7 +51,9 @@ from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 from kombu.utils.url import maybe_sanitize_url
 
+from osism.services.bridge import wire
 from osism.services.event_bridge import EventBridge
+from osism.services.event_message import new_event_id, utc_now_text
 from osism.services.notification_queues import (
     notification_queue,
     notification_sources,
@@ -62,6 +64,7 @@ from osism.services.oslo_messages import (
     decode_notification,
 )
 from osism.services.retry import Backoff
+from osism.services.safe_handover import SafeHandover
 from osism.settings import Settings
 
 logger = logging.getLogger("osism.listener")
@@ -126,7 +129,16 @@ class Listener(ConsumerMixin):
             for service, source in self.sources.items()
         }
         self.exchange_retry_interval = settings.listener_exchange_retry_interval
+        self.max_event_bytes = settings.max_event_bytes
         self.stats: Counter[str] = Counter()
+        self.handover = SafeHandover(
+            bridge,
+            Backoff(
+                settings.redis_retry_delay,
+                max(settings.redis_retry_delay, settings.redis_restart_max_delay),
+            ),
+            self.stats,
+        )
         # Services whose exchange the queue is not bound to yet on the
         # current connection, and when to try them again.
         self.unbound: List[str] = []
@@ -168,9 +180,18 @@ class Listener(ConsumerMixin):
                     type(e).__name__,
                     e,
                 )
+                # What was held belongs to the lost channel: the broker
+                # delivers it again on the next.
+                self.handover.forget()
                 # kombu's restart limit: at most one restart a second.
                 self._stopped.wait(self.backoff.first)
         logger.info("Stopped consuming")
+
+    def on_consume_end(self, connection: Any, channel: Any) -> None:
+        """Stopping: what is held goes back to its queue (not acknowledged)."""
+        returned = self.handover.give_back()
+        if returned:
+            logger.info("Returned %d held notifications to RabbitMQ", returned)
 
     @contextmanager
     def establish_connection(self) -> Iterator[Any]:
@@ -255,6 +276,7 @@ class Listener(ConsumerMixin):
     def on_iteration(self) -> None:
         if self.unbound and time.monotonic() >= self._next_bind_at:
             self.bind_exchanges()
+        self.handover.retry_when_due()
 
     def bind_exchanges(self) -> None:
         """Bind the queues whose exchange exists; the others are tried later."""
@@ -301,17 +323,16 @@ class Listener(ConsumerMixin):
     # Messages
 
     def handle_message(self, message: Message) -> None:
-        """Hand one notification to the event bridge, then acknowledge it.
-
-        ``EventBridge.add_event`` does not raise (it keeps events while Redis
-        is out, and logs what fails). Should it raise all the same, the
-        message goes back to the queue once; failing again (it comes back
-        marked redelivered) it is rejected, so a message that breaks the
-        bridge cannot circle for ever.
-        """
+        """Hand one notification to Redis; it is acknowledged once Redis took
+        it (see :mod:`osism.services.safe_handover`). A malformed one is
+        logged, counted and acknowledged: it can never succeed."""
         self.stats["received"] += 1
         delivery = message.delivery_info
         try:
+            if len(message.body or b"") > self.max_event_bytes:
+                raise MalformedNotification(
+                    f"larger than MAX_EVENT_BYTES ({self.max_event_bytes} bytes)"
+                )
             notification = decode_notification(message)
         except MalformedNotification as e:
             self.stats["malformed"] += 1
@@ -325,37 +346,17 @@ class Listener(ConsumerMixin):
             )
             message.ack()
             return
-        event_type = notification.event_type
-        try:
-            if notification.publisher_id:
-                self.bridge.add_event(
-                    event_type,
-                    notification.payload,
-                    publisher_id=notification.publisher_id,
-                )
-            else:
-                self.bridge.add_event(event_type, notification.payload)
-        except Exception as e:
-            self.stats["handover_failed"] += 1
-            if delivery.get("redelivered"):
-                logger.error(
-                    "Handing %s to the event bridge failed again, dropping it: %r",
-                    event_type,
-                    e,
-                )
-                message.reject(requeue=False)
-            else:
-                logger.error(
-                    "Handing %s to the event bridge failed, returning it to the "
-                    "queue once: %r",
-                    event_type,
-                    e,
-                )
-                message.requeue()
-            return
-        self.stats["handed_over"] += 1
-        logger.debug("Handed %s to the event bridge", event_type)
-        message.ack()
+        # The event's id where it enters the stream: the notification's own
+        # message_id (a redelivered notification keeps it, so no API process
+        # sends it twice), else a new one.
+        event = wire.make_event(
+            notification.event_type,
+            notification.payload,
+            notification.publisher_id,
+            notification.message_id or new_event_id(),
+            utc_now_text(),
+        )
+        self.handover.offer(message, event)
 
 
 def serve(settings: Settings, bridge: Any = None) -> Listener:

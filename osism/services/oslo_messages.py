@@ -11,6 +11,9 @@ from typing import Any, Dict, NamedTuple, Optional
 
 from kombu.message import Message
 
+# Longest publisher id or message id taken (a UUID is 36 characters).
+MAX_FIELD_LENGTH = 255
+
 # How much of a malformed message's body is logged.
 BODY_EXCERPT_BYTES = 200
 
@@ -27,6 +30,9 @@ class Notification(NamedTuple):
     # Who sent it ("nova-compute:compute1", "network.ctrl1"); None when the
     # message has none or it is not a non-empty string.
     publisher_id: Optional[str] = None
+    # oslo.messaging's id of the notification (a UUID), the same when the
+    # broker delivers it again; None when it has none usable.
+    message_id: Optional[str] = None
 
 
 def parse_notification(body: Any) -> Notification:
@@ -59,10 +65,19 @@ def parse_notification(body: Any) -> Notification:
     payload = body.get("payload")
     if not isinstance(payload, dict):
         raise MalformedNotification("missing or non-object 'payload'")
-    publisher_id = body.get("publisher_id")
-    if not isinstance(publisher_id, str) or not publisher_id:
-        publisher_id = None
-    return Notification(event_type, payload, publisher_id)
+    return Notification(
+        event_type,
+        payload,
+        _text(body.get("publisher_id")),
+        _text(body.get("message_id")),
+    )
+
+
+def _text(value: Any) -> Optional[str]:
+    """A field that is no reason to drop the notification when unusable."""
+    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_LENGTH:
+        return None
+    return value
 
 
 def decode_notification(message: Message) -> Notification:

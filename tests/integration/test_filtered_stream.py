@@ -167,11 +167,14 @@ class TestTheEventsPublishCommandReachesAClient:
                     command, env=env, cwd=REPO_ROOT, check=False
                 )
             assert result.returncode == 0, result.stderr.decode()
-            assert result.stdout.decode() == (
+            said = result.stdout.decode()
+            assert said.startswith(
                 "Published baremetal.node.power_set.end on Redis channel "
-                f"{server.channel}\n"
+                f"{server.channel} (id "
             )
             frame = await stream.receive()
+        # The id it was given where it entered the stream.
+        assert said == said.split(" (id ")[0] + f" (id {frame['id']})\n"
         assert summary(frame) == ("baremetal.node.power_set.end", "node3", "bm-3")
         assert frame["data"] == expected_data(payload, "baremetal", "bm-3")
 
@@ -182,7 +185,7 @@ class TestTheEventsPublishCommandWithoutRedis:
             env = clean_env(REDIS_HOST=LOOPBACK, REDIS_PORT=str(closed))
             result = subprocess.run(
                 [sys.executable, "-m", "osism", "events", "publish", "x.y", "--payload"]
-                + ["{}"],
+                + ["{}", "--timeout", "1"],
                 env=env,
                 cwd=REPO_ROOT,
                 capture_output=True,
@@ -191,9 +194,10 @@ class TestTheEventsPublishCommandWithoutRedis:
             )
         assert result.returncode == 1
         assert result.stdout == ""
-        assert (
-            f"Error: Redis at {LOOPBACK}:{closed} is not reachable, so the event "
-            "was not published." in result.stderr
+        assert result.stderr.endswith(
+            f"Error: Redis at {LOOPBACK}:{closed} did not take the event within "
+            "1 s, so it was not published. Start Redis (set REDIS_HOST/REDIS_PORT), "
+            "or post the event to an API (--url).\n"
         )
 
 

@@ -42,14 +42,25 @@ class TestAPostedEventReachesAClientThroughRedis:
                     "status": "accepted",
                     "event_type": "baremetal.node.power_set.end",
                     "message_id": "m-1",
+                    # The notification's message_id is the event's id.
+                    "id": "m-1",
                 }
                 frame = await stream.receive()
 
             message = await anyio.to_thread.run_sync(
                 lambda: pubsub.get_message(timeout=5)
             )
-        # On the wire exactly as the listener would have published it.
-        assert message["data"] == json.dumps(notification)
+        # On the wire as the listener would have published it: the seed's
+        # two keys, then the id and time it was given at the door.
+        published = json.loads(message["data"])
+        assert published == {
+            **notification,
+            "id": "m-1",
+            "timestamp": published["timestamp"],
+        }
+        assert list(published)[:2] == ["event_type", "payload"]
+        assert frame["id"] == "m-1"
+        assert frame["timestamp"] == published["timestamp"]
         assert summary(frame) == ("baremetal.node.power_set.end", node, f"uuid-{node}")
         assert frame["data"] == expected_data(
             notification["payload"], "baremetal", f"uuid-{node}"
@@ -79,8 +90,11 @@ class TestAPostedEventReachesAClientWithoutRedis:
                 "status": "accepted",
                 "event_type": "baremetal.node.power_set.end",
                 "message_id": None,
+                "id": reply["id"],
             }
             frame = await stream.receive()
+        # The id given at the door is the one streamed.
+        assert frame["id"] == reply["id"]
 
         assert summary(frame) == ("baremetal.node.power_set.end", node, f"uuid-{node}")
         assert frame["data"] == expected_data(

@@ -24,15 +24,24 @@ class FakeBridge:
     def __init__(self):
         self.manager: Any = None
         self.added = []
+        self.ids = []
         self.shut_down = False
 
     def set_websocket_manager(self, manager):
         self.manager = manager
 
-    def add_event(self, event_type, payload, publisher_id=None):
+    def add_event(
+        self, event_type, payload, publisher_id=None, event_id=None, timestamp=None
+    ):
         self.added.append((event_type, payload, publisher_id))
+        self.ids.append((event_id, timestamp))
         self.manager.loop.call_soon_threadsafe(
-            self.manager.enqueue_notification, event_type, payload, publisher_id
+            self.manager.enqueue_notification,
+            event_type,
+            payload,
+            publisher_id,
+            event_id,
+            timestamp,
         )
 
     outage = None
@@ -140,10 +149,27 @@ class TestIngest:
             "status": "accepted",
             "event_type": "baremetal.node.power_set.end",
             "message_id": "m1",
+            "id": "m1",
         }
+        [(event_id, timestamp)] = bridge.ids
+        assert event_id == "m1" and timestamp.endswith("Z")
         assert bridge.added == [
             (body["event_type"], body["payload"], "ironic-conductor.host1")
         ]
+
+    def test_without_a_message_id_the_event_gets_an_id_of_its_own(self, client, bridge):
+        first = client.post("/v1/events", json=ironic_event()).json()["id"]
+        second = client.post("/v1/events", json=ironic_event()).json()["id"]
+
+        assert first != second
+        assert [event_id for event_id, _ in bridge.ids] == [first, second]
+
+    def test_the_streamed_event_has_the_id_it_was_given(self, client):
+        with client.websocket_connect(EVENTS) as websocket:
+            accepted = client.post("/v1/events", json=ironic_event()).json()
+            frame = websocket.receive_json()
+
+        assert frame["id"] == accepted["id"]
 
     def test_without_a_publisher_id_none_is_handed_over(self, client, bridge):
         client.post("/v1/events", json=ironic_event())

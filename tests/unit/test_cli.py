@@ -2,6 +2,7 @@
 
 import json
 import logging
+import socket
 
 import pytest
 from click.testing import CliRunner
@@ -28,8 +29,18 @@ def clean_redis_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def published(redis_cls) -> list:
+    """The messages published on the mocked Redis, decoded."""
+    return [
+        (c.args[0], json.loads(c.args[1]))
+        for c in redis_cls.return_value.publish.call_args_list
+    ]
+
+
 class TestEventsPublish:
-    def test_publishes_the_event_on_the_channel(self, runner, redis_cls):
+    def test_publishes_the_event_with_an_id_and_time_on_the_channel(
+        self, runner, redis_cls
+    ):
         payload = {"ironic_object.data": {"name": "node1"}}
 
         result = runner.invoke(
@@ -40,26 +51,32 @@ class TestEventsPublish:
                 "baremetal.node.update",
                 "--payload",
                 json.dumps(payload),
+                "--publisher-id",
+                "ironic-conductor.h1",
             ],
         )
 
         assert result.exit_code == 0, result.output
+        [(channel, message)] = published(redis_cls)
+        assert channel == "osism:events"
+        assert message["event_type"] == "baremetal.node.update"
+        assert message["payload"] == payload
+        assert message["publisher_id"] == "ironic-conductor.h1"
+        assert message["timestamp"].endswith("Z")
         assert result.output == (
-            "Published baremetal.node.update on Redis channel osism:events\n"
+            "Published baremetal.node.update on Redis channel osism:events "
+            f"(id {message['id']})\n"
         )
-        redis_cls.return_value.publish.assert_called_once_with(
-            "osism:events",
-            json.dumps({"event_type": "baremetal.node.update", "payload": payload}),
-        )
+        # Kept in the history too, where every API process finds it.
+        redis_cls.return_value.xadd.assert_called_once()
         redis_cls.return_value.pubsub.return_value.close.assert_called_once_with()
 
     def test_the_payload_defaults_to_an_empty_object(self, runner, redis_cls):
         result = runner.invoke(main, ["events", "publish", "x.y"])
 
         assert result.exit_code == 0, result.output
-        redis_cls.return_value.publish.assert_called_once_with(
-            "osism:events", '{"event_type": "x.y", "payload": {}}'
-        )
+        [(_, message)] = published(redis_cls)
+        assert message["payload"] == {}
 
     @pytest.mark.parametrize(
         "payload, message",
@@ -77,27 +94,122 @@ class TestEventsPublish:
         assert f"Invalid value for '--payload': {message}" in result.output
         redis_cls.assert_not_called()
 
-    def test_unreachable_redis_fails_with_advice(self, runner, redis_cls, monkeypatch):
+    @pytest.mark.parametrize("event_type", ["a\nb", "a..b", "<x>", "x" * 256])
+    def test_an_event_type_that_is_not_a_dotted_name_is_a_usage_error(
+        self, runner, redis_cls, event_type
+    ):
+        result = runner.invoke(main, ["events", "publish", event_type])
+
+        assert result.exit_code == 2
+        assert "must be a dotted name" in result.output
+        redis_cls.assert_not_called()
+
+    def test_unreachable_redis_fails_after_the_timeout_with_advice(
+        self, runner, redis_cls, monkeypatch
+    ):
         monkeypatch.setenv("REDIS_HOST", "10.1.2.3")
         monkeypatch.setenv("REDIS_PORT", "7000")
         redis_cls.return_value.ping.side_effect = ConnectionError("refused")
 
-        result = runner.invoke(main, ["events", "publish", "x"])
+        result = runner.invoke(main, ["events", "publish", "x", "--timeout", "0.3"])
 
         assert result.exit_code == 1
         assert result.output == (
-            "Error: Redis at 10.1.2.3:7000 is not reachable, so the event was not "
-            "published. Start Redis (set REDIS_HOST/REDIS_PORT), or POST the event "
-            "to the API's /v1/events.\n"
+            "Error: Redis at 10.1.2.3:7000 did not take the event within 0.3 s, "
+            "so it was not published. Start Redis (set REDIS_HOST/REDIS_PORT), or "
+            "post the event to an API (--url).\n"
         )
+        # Tried more than once in the time it had.
+        assert redis_cls.return_value.ping.call_count > 1
+        redis_cls.return_value.publish.assert_not_called()
 
-    def test_a_publish_that_fails_twice_is_an_error(self, runner, redis_cls):
+    def test_redis_that_comes_back_within_the_timeout_takes_the_event(
+        self, runner, redis_cls
+    ):
+        redis_cls.return_value.ping.side_effect = [ConnectionError("refused")] * 2 + [
+            True
+        ] * 10
+
+        result = runner.invoke(main, ["events", "publish", "x", "--timeout", "5"])
+
+        assert result.exit_code == 0, result.output
+        assert len(published(redis_cls)) == 1
+
+    def test_a_publish_that_keeps_failing_is_an_error(self, runner, redis_cls):
         redis_cls.return_value.publish.side_effect = ConnectionError("reset")
 
-        result = runner.invoke(main, ["events", "publish", "x"])
+        result = runner.invoke(main, ["events", "publish", "x", "--timeout", "0.3"])
 
         assert result.exit_code == 1
-        assert result.output == "Error: publishing x failed (see log)\n"
+        assert result.output.startswith("Error: Redis at redis:6379 did not take")
+
+
+class TestEventsPublishToAnApi:
+    """--url: posted to an API, with its write token."""
+
+    @pytest.fixture
+    def api(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                seen.append((self.path, self.headers.get("Authorization"), body))
+                status = 401 if self.headers.get("Authorization") != "Bearer w" else 202
+                answer = {"id": body.get("message_id"), "detail": "no"}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_port}", seen
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+
+    def test_the_event_is_posted_with_the_token(self, runner, api, monkeypatch):
+        url, seen = api
+        monkeypatch.setenv("EVENTS_WRITE_TOKEN", "w")
+
+        result = runner.invoke(
+            main, ["events", "publish", "x.y", "--url", url, "--publisher-id", "p.h"]
+        )
+
+        assert result.exit_code == 0, result.output
+        [(path, authorization, body)] = seen
+        assert (path, authorization) == ("/v1/events", "Bearer w")
+        assert (body["event_type"], body["publisher_id"]) == ("x.y", "p.h")
+        assert result.output == f"Posted x.y to {url} (id {body['message_id']})\n"
+
+    def test_a_refusal_of_the_api_is_an_error_naming_it(self, runner, api):
+        url, _ = api
+
+        result = runner.invoke(
+            main, ["events", "publish", "x.y", "--url", url, "--token", "bad"]
+        )
+
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: the API refused the event (401): ")
+
+    def test_an_api_that_is_not_there_is_an_error(self, runner):
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+            result = runner.invoke(main, ["events", "publish", "x.y", "--url", url])
+
+        assert result.exit_code == 1
+        assert result.output.startswith(f"Error: the API at {url} did not take")
 
 
 class TestServiceApi:

@@ -222,13 +222,12 @@ class TestPublishNow:
 
         assert bridge.publish_now({"event_type": "x.y", "payload": {}})
 
-    def test_a_payload_that_is_not_json_is_false_with_an_error(
-        self, make_bridge, bridge_logs
-    ):
+    def test_a_payload_that_is_not_json_raises(self, make_bridge, fake_redis):
         bridge = make_bridge()
 
-        assert not bridge.publish_now({"event_type": "x.y", "payload": {"a": object}})
-        assert "Error publishing event 'x.y'" in bridge_logs()[-1][2]
+        with pytest.raises(TypeError):
+            bridge.publish_now({"event_type": "x.y", "payload": {"a": object}})
+        assert fake_redis.published == []
 
 
 class TestSettings:

@@ -7,8 +7,9 @@ import logging
 import os
 import signal
 import time
+import uuid
 from typing import Any, Callable, Dict, List
-from unittest.mock import MagicMock, call
+from unittest.mock import MagicMock
 
 import pytest
 from kombu import Connection
@@ -116,8 +117,10 @@ def quick_loop(monkeypatch):
 
 @pytest.fixture
 def event_bridge() -> MagicMock:
-    """What the listener sees of the event bridge."""
-    return MagicMock(name="EventBridge", spec=["add_event", "shutdown"])
+    """What the listener sees of the event bridge: Redis takes every event."""
+    bridge = MagicMock(name="EventBridge", spec=["publish_now", "shutdown"])
+    bridge.publish_now.return_value = True
+    return bridge
 
 
 @pytest.fixture
@@ -126,12 +129,25 @@ def make_listener(event_bridge) -> Callable[..., Listener]:
 
 
 def handed_over(event_bridge: MagicMock) -> List[Any]:
-    return event_bridge.add_event.call_args_list
+    """The events published, without their timestamps (the time each entered
+    the stream)."""
+    events = []
+    for published in event_bridge.publish_now.call_args_list:
+        (event,) = published.args
+        assert event.pop("timestamp").endswith("Z")
+        events.append(event)
+    return events
 
 
-def event(event_type: str = EVENT_TYPE, payload: Any = PAYLOAD) -> Any:
-    """How a notification of NOTIFICATION's publisher is handed over."""
-    return call(event_type, payload, publisher_id=PUBLISHER)
+def event(event_type: str = EVENT_TYPE, payload: Any = PAYLOAD, **keys: Any) -> Any:
+    """How a notification of NOTIFICATION's publisher is handed over: with its
+    publisher and its message_id as the event's id."""
+    keys = {"publisher_id": PUBLISHER, "id": NOTIFICATION["message_id"], **keys}
+    return {
+        "event_type": event_type,
+        "payload": payload,
+        **{key: value for key, value in keys.items() if value is not None},
+    }
 
 
 class TestListenerSettings:
@@ -270,9 +286,12 @@ class TestHandingOver:
 
         listener.handle_message = keep
         acknowledged_at_hand_over = []
-        event_bridge.add_event.side_effect = lambda *args, **kwargs: (
+
+        def publish_now(event: Any) -> bool:
             acknowledged_at_hand_over.append(messages[-1].acknowledged)
-        )
+            return True
+
+        event_bridge.publish_now.side_effect = publish_now
 
         run_until(
             listener,
@@ -301,10 +320,9 @@ class TestHandingOver:
         assert handed_over(event_bridge) == [event()]
         assert listener.stats["received"] == 1
 
-    def test_a_notification_without_publisher_is_handed_over_without_the_keyword(
+    def test_a_notification_without_publisher_is_handed_over_without_it(
         self, make_listener, event_bridge, openstack
     ):
-        """A bridge that predates publisher_id takes it as before."""
         anonymous = {k: v for k, v in NOTIFICATION.items() if k != "publisher_id"}
         openstack.queue_message("test-events-ironic", oslo(anonymous))
         openstack.queue_message(
@@ -314,7 +332,35 @@ class TestHandingOver:
 
         run_until(listener, counted(listener, "handed_over", 2))
 
-        assert handed_over(event_bridge) == 2 * [call(EVENT_TYPE, PAYLOAD)]
+        assert handed_over(event_bridge) == 2 * [event(publisher_id=None)]
+
+    def test_without_a_message_id_the_event_gets_an_id_of_its_own(
+        self, make_listener, event_bridge, openstack
+    ):
+        anonymous = {k: v for k, v in NOTIFICATION.items() if k != "message_id"}
+        for _ in range(2):
+            openstack.queue_message("test-events-ironic", oslo(anonymous))
+        listener = make_listener()
+
+        run_until(listener, counted(listener, "handed_over", 2))
+
+        first, second = [e.pop("id") for e in handed_over(event_bridge)]
+        assert str(uuid.UUID(first, version=4)) == first
+        assert first != second
+
+    def test_a_notification_over_the_size_bound_is_malformed(
+        self, make_listener, event_bridge, openstack, listener_logs
+    ):
+        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
+        listener = make_listener(max_event_bytes=100)
+
+        run_until(listener, counted(listener, "malformed", 1))
+
+        event_bridge.publish_now.assert_not_called()
+        assert any(
+            "larger than MAX_EVENT_BYTES (100 bytes)" in line[2]
+            for line in listener_logs()
+        )
 
 
 class TestTopics:
@@ -379,7 +425,7 @@ class TestTopics:
 
         run_until(listener, counted(listener, "handed_over", 5), first=publish)
 
-        assert sorted(c.args[0] for c in handed_over(event_bridge)) == [
+        assert sorted(e["event_type"] for e in handed_over(event_bridge)) == [
             "baremetal.node.a",
             "instance.power_off.end",
             "network.create.end",
@@ -470,7 +516,7 @@ class TestMalformedMessages:
         )
 
         assert UNPICKLED == []
-        event_bridge.add_event.assert_not_called()
+        event_bridge.publish_now.assert_not_called()
 
     def test_is_acknowledged_and_not_requeued(self, make_listener, openstack):
         listener = make_listener()
@@ -484,54 +530,99 @@ class TestMalformedMessages:
         assert openstack.queued("test-events-ironic") == 0
 
 
-class TestAFailingHandOver:
-    """``add_event`` does not raise; if it did, the message is not lost at
-    once but cannot circle for ever either."""
+class TestRedisCannotTakeEvents:
+    """Acknowledged only what Redis took; held, in order, meanwhile."""
 
-    @pytest.fixture
-    def failing(self, make_listener, event_bridge, openstack):
-        """A listener whose bridge raises, and a message from its queue."""
-        event_bridge.add_event.side_effect = RuntimeError("bridge broken")
-        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
-        return make_listener(), openstack.receive("test-events-ironic")
-
-    def test_the_message_goes_back_to_the_queue_once(
-        self, failing, openstack, listener_logs
+    def test_a_notification_redis_refuses_is_held_unacknowledged(
+        self, make_listener, event_bridge, openstack, listener_logs
     ):
-        listener, message = failing
+        event_bridge.publish_now.return_value = False
+        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
+        message = openstack.receive("test-events-ironic")
+        listener = make_listener()
 
         listener.handle_message(message)
 
-        assert message._state == "REQUEUED"
-        assert openstack.queued("test-events-ironic") == 1
-        assert listener.stats["handover_failed"] == 1
+        assert not message.acknowledged
+        assert listener.handover.held == 1
         assert listener.stats["handed_over"] == 0
         assert listener_logs() == [
             log(
-                logging.ERROR,
-                f"Handing {EVENT_TYPE} to the event bridge failed, returning it to "
-                "the queue once: RuntimeError('bridge broken')",
+                logging.WARNING,
+                "Redis cannot take events: holding 1 notifications "
+                "unacknowledged, RabbitMQ keeps the rest until Redis is back",
             )
         ]
 
-    def test_a_redelivered_message_that_fails_again_is_dropped(
-        self, failing, openstack, listener_logs
+    def test_held_notifications_go_out_in_order_once_redis_is_back(
+        self, make_listener, event_bridge, openstack, listener_logs
     ):
-        listener, message = failing
-        # What the broker says of a message it delivers a second time.
-        message.delivery_info["redelivered"] = True
+        openstack.start("ironic")
+        refusing = [True]
+        event_bridge.publish_now.side_effect = lambda event: not refusing[0]
+        listener = make_listener()
+
+        def publish() -> None:
+            for name in ("baremetal.node.a", "baremetal.node.b"):
+                openstack.notify("ironic", oslo(notification(name)))
+
+        def back_once_both_are_held() -> bool:
+            if listener.handover.held == 2:
+                refusing[0] = False
+            return listener.stats["handed_over"] == 2
+
+        run_until(listener, back_once_both_are_held, first=publish)
+
+        published = [
+            c.args[0]["event_type"] for c in event_bridge.publish_now.call_args_list
+        ]
+        assert published[-2:] == ["baremetal.node.a", "baremetal.node.b"]
+        assert openstack.queued("test-events-ironic") == 0
+        assert (
+            log(
+                logging.INFO,
+                "Redis takes events again: published 2 held notifications",
+            )
+            in listener_logs()
+        )
+
+    def test_held_notifications_go_back_to_the_broker_at_the_stop(
+        self, make_listener, event_bridge, openstack, listener_logs
+    ):
+        openstack.start("ironic")
+        event_bridge.publish_now.return_value = False
+        listener = make_listener()
+
+        run_until(
+            listener,
+            lambda: listener.stats["held"] == 1,
+            first=openstack.later("ironic", oslo(NOTIFICATION)),
+        )
+
+        assert listener.handover.held == 0
+        assert (
+            log(logging.INFO, "Returned 1 held notifications to RabbitMQ")
+            in listener_logs()
+        )
+        assert openstack.queued("test-events-ironic") == 1
+
+    def test_a_notification_that_can_never_be_published_is_rejected(
+        self, make_listener, event_bridge, openstack, listener_logs
+    ):
+        event_bridge.publish_now.side_effect = TypeError("not JSON serializable")
+        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
+        message = openstack.receive("test-events-ironic")
+        listener = make_listener()
 
         listener.handle_message(message)
 
         assert message._state == "REJECTED"
-        assert openstack.queued("test-events-ironic") == 0
-        assert listener_logs() == [
-            log(
-                logging.ERROR,
-                f"Handing {EVENT_TYPE} to the event bridge failed again, dropping "
-                "it: RuntimeError('bridge broken')",
-            )
-        ]
+        assert listener.stats["unpublishable"] == 1
+        assert listener_logs()[-1] == log(
+            logging.ERROR,
+            f"Dropping notification {EVENT_TYPE!r}, it cannot be published: "
+            "TypeError('not JSON serializable')",
+        )
 
 
 # --------------------------------------------------------------------------

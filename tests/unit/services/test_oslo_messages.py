@@ -20,7 +20,7 @@ from tests.unit.services.openstack_bus import (
 
 pytestmark = pytest.mark.usefixtures("memory_broker")
 
-PARSED = Notification(EVENT_TYPE, PAYLOAD, PUBLISHER)
+PARSED = Notification(EVENT_TYPE, PAYLOAD, PUBLISHER, "6b4c6a4e-1")
 
 
 class TestParseNotification:
@@ -30,14 +30,23 @@ class TestParseNotification:
     def test_an_unwrapped_notification_gives_its_event_type_and_payload(self):
         assert parse_notification(NOTIFICATION) == PARSED
 
-    def test_what_it_gives_unpacks_into_event_type_payload_and_publisher(self):
-        event_type, payload, publisher_id = parse_notification(NOTIFICATION)
+    def test_what_it_gives_unpacks_into_type_payload_publisher_and_message_id(
+        self,
+    ):
+        event_type, payload, publisher_id, message_id = parse_notification(NOTIFICATION)
 
-        assert (event_type, payload, publisher_id) == (
+        assert (event_type, payload, publisher_id, message_id) == (
             EVENT_TYPE,
             PAYLOAD,
             "ironic-conductor.host1",
+            "6b4c6a4e-1",
         )
+
+    @pytest.mark.parametrize("message_id", [None, "", 7, "x" * 256], ids=repr)
+    def test_a_missing_or_unusable_message_id_is_none_not_malformed(self, message_id):
+        body = {**NOTIFICATION, "message_id": message_id}
+
+        assert parse_notification(oslo(body)).message_id is None
 
     @pytest.mark.parametrize(
         "publisher_id", [None, "", 7, ["ironic-conductor.host1"]], ids=repr
@@ -49,7 +58,7 @@ class TestParseNotification:
         without = {k: v for k, v in NOTIFICATION.items() if k != "publisher_id"}
 
         assert parse_notification(oslo(body)).publisher_id is None
-        assert parse_notification(without) == (EVENT_TYPE, PAYLOAD, None)
+        assert parse_notification(without)[:3] == (EVENT_TYPE, PAYLOAD, None)
 
     @pytest.mark.parametrize(
         "body, reason",
