@@ -102,6 +102,7 @@ class EventBridge:
             reconnect=lambda: self._init_redis(),
             deliver=self._deliver_from_redis,
             on_subscribed=self._catch_up.after_subscribing,
+            answer_within=settings.redis_socket_timeout,
         )
         receivers = Receivers(
             settings.redis_subscriber_wait,

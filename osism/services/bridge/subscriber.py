@@ -15,6 +15,7 @@ thread does not run, replaces it (see :meth:`Subscriber.owned_here`).
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Any, Callable, Optional
 
@@ -27,6 +28,10 @@ logger = logging.getLogger("osism.event_bridge")
 
 # Seconds one read waits for a message; bounds how long shutdown waits.
 READ_TIMEOUT = 1.0
+# Seconds without a word from Redis after which the subscriber pings it: a
+# Redis that stopped answering (a frozen host, SIGSTOP) looks like a quiet
+# channel otherwise, and health would say ok for as long as it lasts.
+PING_AFTER = 1.0
 
 
 class Subscriber:
@@ -46,7 +51,14 @@ class Subscriber:
         reconnect: Callable[[], None],
         deliver: Callable[[Event], None],
         on_subscribed: Callable[[], None] = lambda: None,
+        answer_within: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Seconds Redis has to answer a ping (REDIS_SOCKET_TIMEOUT).
+        self.answer_within = answer_within
+        self.clock = clock
+        self._heard_at = 0.0
+        self._pinged_at: Optional[float] = None
         # Called after every subscribe that succeeded (catching up).
         self.on_subscribed = on_subscribed
         self.link = link
@@ -131,11 +143,15 @@ class Subscriber:
             self.on_subscribed()
             while not self.shutdown.is_set():
                 try:
+                    self._heard()
                     while not self.shutdown.is_set():
                         pubsub = self.pubsub
                         if pubsub is None:
                             raise ConnectionError("not connected to Redis")
+                        self._ping_when_quiet(pubsub)
                         message = pubsub.get_message(timeout=READ_TIMEOUT)
+                        if message is not None:
+                            self._heard()
                         retry_count = 0
                         self.connected = True
                         if message is not None and message["type"] == "message":
@@ -167,6 +183,23 @@ class Subscriber:
             if self.pubsub is not None:
                 self._close(self.pubsub)
             logger.info("Redis subscriber stopped")
+
+    def _heard(self) -> None:
+        self._heard_at = self.clock()
+        self._pinged_at = None
+
+    def _ping_when_quiet(self, pubsub: Any) -> None:
+        """Ping a quiet Redis; one that did not answer within
+        ``answer_within`` seconds counts as lost (ConnectionError)."""
+        now = self.clock()
+        if self._pinged_at is None:
+            if now - self._heard_at >= PING_AFTER:
+                pubsub.ping()
+                self._pinged_at = now
+        elif now - self._pinged_at > self.answer_within:
+            raise ConnectionError(
+                f"Redis did not answer a ping within {self.answer_within:g} s"
+            )
 
     def _resubscribe(self) -> None:
         """Subscribe again after a reconnect; a failure counts as the next error."""

@@ -44,6 +44,8 @@ class FakeRedis:
         self.when_idle: Callable[[], None] = lambda: None
         # Called after each publish that Redis took.
         self.when_published: Callable[[], None] = lambda: None
+        # A frozen Redis (SIGSTOP) answers nothing and fails nothing.
+        self.frozen = False
         # Streams: key -> [(entry id, fields)], oldest first.
         self.streams: Dict[str, List[Tuple[str, Dict[str, str]]]] = {}
         self._next_entry = 0
@@ -97,6 +99,13 @@ class FakeRedis:
             raise pending.popleft()
         if self.down_error is not None and command not in WITHOUT_SERVER:
             raise self.down_error
+        if (
+            self.frozen
+            and not command.startswith("pubsub")
+            and command not in (WITHOUT_SERVER)
+        ):
+            # What redis-py raises once REDIS_SOCKET_TIMEOUT has passed.
+            raise TimeoutError("Timeout reading from socket")
 
     def _xadd(self, key: str, fields: Dict[str, str], maxlen: int) -> str:
         self._check("xadd")
@@ -209,6 +218,7 @@ class FakePubSub:
         self.closed = False
         self.broken = False
         self.idle_reads = 0
+        self.pings = 0
         self.read_timeouts: List[float] = []
 
     def subscribe(self, channel: str) -> None:
@@ -219,9 +229,22 @@ class FakePubSub:
             {"type": "subscribe", "pattern": None, "channel": channel, "data": 1}
         )
 
+    def ping(self) -> None:
+        self.server._check("pubsub.ping")
+        self.pings += 1
+        if not self.server.frozen:
+            self.inbox.append(
+                {"type": "pong", "pattern": None, "channel": None, "data": ""}
+            )
+
     def get_message(self, timeout: float) -> Optional[Dict[str, Any]]:
         self.read_timeouts.append(timeout)
         self.server._check("pubsub.get_message")
+        if self.server.frozen:
+            self.idle_reads += 1
+            assert self.idle_reads < IDLE_READS_LIMIT, "a read loop was never ended"
+            self.server.when_idle()
+            return None
         if self.broken:
             self.broken = False
             raise ConnectionError("Connection closed by server.")

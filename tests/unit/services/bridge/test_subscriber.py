@@ -4,6 +4,7 @@ run in the test's thread; the fake Redis ends a read loop through the
 shutdown event when the channel runs dry."""
 
 import json
+import logging
 from collections import Counter
 from typing import Any, List, Optional
 
@@ -68,6 +69,8 @@ class Reading:
             self.stats,
             reconnect=self.reconnect,
             deliver=self.delivered.append,
+            answer_within=5.0,
+            clock=self.clock,
         )
         self.subscriber.adopt(self.link.connect(serving=True))
         self.publisher = fake_redis.client()
@@ -273,6 +276,48 @@ class TestReading:
             debug("Closing the Redis subscriber failed: gone"),
             STOPPED,
         ]
+
+
+class TestARedisThatStopsAnswering:
+    """SIGSTOP: no error, no message; only a ping that is not answered
+    shows it."""
+
+    def test_a_quiet_redis_is_pinged_and_an_answer_is_enough(
+        self, reading, fake_redis, bridge_logs
+    ):
+        steps = [lambda: reading.clock.advance(1.5)] * 3 + [reading.shutdown.set]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        pubsub = reading.subscriber.pubsub
+
+        reading.subscriber.listen()
+
+        assert pubsub.pings >= 2
+        assert reading.stats["redis_errors"] == 0
+        assert bridge_logs() == [SUBSCRIBED, STOPPED]
+
+    def test_no_answer_within_the_bound_is_an_outage(
+        self, reading, fake_redis, bridge_logs
+    ):
+        pubsub = reading.subscriber.pubsub
+        fake_redis.frozen = True
+        steps = [
+            lambda: reading.clock.advance(1.0),
+            lambda: reading.clock.advance(2.0),
+            lambda: reading.clock.advance(3.5),
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert pubsub.pings == 1
+        # The unanswered ping is the first error; reconnecting to the frozen
+        # Redis times out, so the outage lasts (and health says degraded).
+        errors = [line for line in bridge_logs() if line[1] >= logging.ERROR]
+        assert errors[0] == attempt(1, 5, "Redis did not answer a ping within 5 s")
+        assert reading.link.outage() is not None
+        assert reading.subscriber.connected is False
 
 
 class TestCatchingUpAfterSubscribing:
