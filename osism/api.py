@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from osism import logs
 from osism.access import OriginGuard
+from osism.draining import SigtermDrain, deliver_then_close
 from osism.http_routes import router as http_router
 from osism.services.event_bridge import EventBridge, event_bridge
 from osism.services.websocket_manager import WebSocketManager, websocket_manager
@@ -68,10 +69,19 @@ def create_app(
         heartbeat = asyncio.create_task(
             _send_heartbeats(manager, settings.heartbeat_interval)
         )
+
+        draining = SigtermDrain(
+            asyncio.get_running_loop(),
+            lambda: deliver_then_close(
+                bridge, manager, settings.shutdown_drain_timeout
+            ),
+        )
+        draining.install()
         logger.info("osism events API started")
         try:
             yield
         finally:
+            draining.uninstall()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, attaching, return_exceptions=True)
             await asyncio.to_thread(bridge.shutdown)

@@ -166,6 +166,15 @@ class Settings(BaseSettings):
             "API process and in Redis (EVENT_HISTORY_SIZE)"
         ),
     )
+    shutdown_drain_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Seconds an API process takes on SIGTERM to deliver what it has "
+            "accepted to its clients before it closes them with 1001 "
+            "(SHUTDOWN_DRAIN_TIMEOUT)"
+        ),
+    )
     heartbeat_interval: float = Field(
         default=30.0,
         gt=0,

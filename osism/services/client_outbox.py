@@ -36,6 +36,11 @@ class ClientOutbox:
         # The task in drain_forever while it waits for a send, else None.
         self._sending: "Optional[asyncio.Task[Any]]" = None
 
+    @property
+    def pending(self) -> int:
+        """Frames not sent yet (one being sent counts)."""
+        return len(self._frames) + (self._sending is not None)
+
     def put(self, frame: str) -> bool:
         """Queue a frame without waiting; False if the client is too far behind.
 

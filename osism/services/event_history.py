@@ -9,8 +9,9 @@ means the client missed something that cannot be replayed: a gap.
 
 from collections import deque
 from itertools import islice
-from typing import Deque, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Deque, Dict, Iterator, NamedTuple, Optional
 
+from osism.services.client_frames import gap_frame, resume_frame
 from osism.services.event_message import EventMessage
 
 
@@ -60,3 +61,34 @@ class EventHistory:
             if entry.seq > through_seq:
                 return
             yield entry
+
+
+def replay(
+    history: EventHistory,
+    connection: Any,
+    last_event_id: str,
+    deliver: Callable[[EventMessage], Any],
+) -> Dict[str, Any]:
+    """Deliver to ``connection`` the events after ``last_event_id`` that match
+    its filters and that it has not been sent; the reply frame.
+
+    ``connection.replay_through`` is the sequence number up to which events
+    were not sent live to it (those before it connected), less what replays
+    sent since; it moves down as this sends. An id the history does not hold
+    (too old, or never seen here) is a gap: nothing is sent, the reply says
+    so, and the client goes on with the live stream.
+    """
+    last = history.find(last_event_id)
+    if last is None:
+        return gap_frame(
+            last_event_id,
+            f"the last {len(history)} events do not include {last_event_id!r}; "
+            "events before the live stream may be missing",
+        )
+    replayed = 0
+    for entry in history.between(last.seq, connection.replay_through):
+        if connection.matches_filters(entry.event):
+            deliver(entry.event)
+            replayed += 1
+    connection.replay_through = min(connection.replay_through, last.seq)
+    return resume_frame(replayed)

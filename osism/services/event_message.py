@@ -5,8 +5,11 @@ Its JSON is ``id, timestamp, event_type, source, node_name, data``.
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
+
+from osism.services.notifications import subject_of
 
 
 def new_event_id() -> str:
@@ -54,3 +57,32 @@ class EventMessage:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+def event_from_notification(
+    event_type: str,
+    payload: Dict[str, Any],
+    publisher_id: Optional[str] = None,
+    event_id: Optional[str] = None,
+    timestamp: Optional[str] = None,
+) -> EventMessage:
+    """The event an OpenStack notification becomes: its data is a copy of the
+    payload plus ``service_type`` and ``resource_id`` (and ``publisher_id``
+    when the notification named it). Raises for a payload that is not an
+    object."""
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"payload must be an object, not {type(payload).__name__}")
+    subject = subject_of(event_type, payload, publisher_id)
+    data = dict(payload)
+    data["service_type"] = subject.service_type
+    data["resource_id"] = subject.resource_id
+    if publisher_id is not None:
+        data["publisher_id"] = publisher_id
+    return EventMessage(
+        event_type=event_type,
+        source="openstack",
+        data=data,
+        node_name=subject.node_name,
+        event_id=event_id,
+        timestamp=timestamp,
+    )

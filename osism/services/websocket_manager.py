@@ -10,16 +10,13 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from osism.services.client_frames import gap_frame, resume_frame
 from osism.services.client_outbox import ClientOutbox, OutboxFull
-from osism.services.event_history import EventHistory
-from osism.services.event_message import EventMessage
-from osism.services.notifications import subject_of
+from osism.services.event_history import EventHistory, replay
+from osism.services.event_message import EventMessage, event_from_notification
 from osism.services.websocket_connection import WebSocketConnection
 from osism.settings import Settings
 
@@ -34,6 +31,10 @@ _DEFAULTS = Settings.model_construct()
 
 # Close code sent to a client the server drops (RFC 6455: internal error).
 CLOSE_DROPPED = 1011
+# Close code sent to every client when the API stops (RFC 6455: going away).
+CLOSE_GOING_AWAY = 1001
+# Seconds between looks at what is left to deliver while stopping.
+DRAIN_POLL_INTERVAL = 0.01
 # Most events the broadcaster fans out before it lets the senders run.
 BATCH_SIZE = 256
 # The source of the manager's own events (heartbeats), which are neither kept
@@ -177,7 +178,7 @@ class WebSocketManager:
         counted, never raised.
         """
         try:
-            event = self._event_of(
+            event = event_from_notification(
                 event_type, payload, publisher_id, event_id, timestamp
             )
             self.event_queue.put_nowait(event)
@@ -192,37 +193,12 @@ class WebSocketManager:
         be made into an event, or is kept already, is left out."""
         for notification in notifications:
             try:
-                event = self._event_of(*notification)
+                event = event_from_notification(*notification)
             except Exception as e:
                 logger.debug("Not remembering %r: %s", notification[:1], e)
                 continue
             if event.id not in self.history:
                 self.history.add(event)
-
-    @staticmethod
-    def _event_of(
-        event_type: str,
-        payload: Dict[str, Any],
-        publisher_id: Optional[str] = None,
-        event_id: Optional[str] = None,
-        timestamp: Optional[str] = None,
-    ) -> EventMessage:
-        if not isinstance(payload, Mapping):
-            raise TypeError(f"payload must be an object, not {type(payload).__name__}")
-        subject = subject_of(event_type, payload, publisher_id)
-        data = dict(payload)
-        data["service_type"] = subject.service_type
-        data["resource_id"] = subject.resource_id
-        if publisher_id is not None:
-            data["publisher_id"] = publisher_id
-        return EventMessage(
-            event_type=event_type,
-            source="openstack",
-            data=data,
-            node_name=subject.node_name,
-            event_id=event_id,
-            timestamp=timestamp,
-        )
 
     def resume(self, websocket: WebSocket, last_event_id: str) -> Dict[str, Any]:
         """Send a client the events after ``last_event_id`` that match its
@@ -237,35 +213,64 @@ class WebSocketManager:
         connection = self.connections.get(websocket)
         if connection is None:
             return {"type": "error", "message": "connection is closing"}
-        last = self.history.find(last_event_id)
-        if last is None:
-            self.stats["gaps"] += 1
-            return gap_frame(
-                last_event_id,
-                f"the last {len(self.history)} events do not include "
-                f"{last_event_id!r}; events before the live stream may be missing",
-            )
-        replayed = 0
-        for entry in self.history.between(last.seq, connection.replay_through):
-            if connection.matches_filters(entry.event):
-                self._deliver(connection, entry.event.to_json())
-                replayed += 1
-        connection.replay_through = min(connection.replay_through, last.seq)
-        self.stats["replayed"] += replayed
-        return resume_frame(replayed)
+        reply = replay(
+            self.history,
+            connection,
+            last_event_id,
+            lambda event: self._deliver(connection, event.to_json()),
+        )
+        self.stats["replayed"] += reply.get("replayed", 0)
+        self.stats["gaps"] += reply["type"] == "gap"
+        return reply
 
-    async def close(self, websocket: WebSocket, code: int, reason: str) -> None:
+    async def drain(self, timeout: float) -> None:
+        """Deliver what is queued and waiting for the clients (at most
+        ``timeout`` seconds), then close every client with 1001."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._undelivered() and loop.time() < deadline:
+            await asyncio.sleep(DRAIN_POLL_INTERVAL)
+        left = self._undelivered()
+        for websocket in list(self.connections):
+            await self.close(
+                websocket, CLOSE_GOING_AWAY, "server shutting down", logging.INFO
+            )
+        logger.info(
+            "Closed every WebSocket client for the stop (%d frames undelivered)",
+            left,
+        )
+
+    def _undelivered(self) -> int:
+        """Events not fanned out yet and frames not sent yet."""
+        waiting = sum(
+            connection.outbox.pending
+            for connection in self.connections.values()
+            if connection.outbox is not None
+        )
+        return self.event_queue.qsize() + waiting
+
+    async def close(
+        self,
+        websocket: WebSocket,
+        code: int,
+        reason: str,
+        level: int = logging.WARNING,
+    ) -> None:
         """Close a client's connection on the server's initiative (a policy
-        violation, say): it is forgotten, its sender stops, and it gets the
-        close frame with ``code``."""
+        violation, the stop): it is forgotten, its sender stops, and it gets
+        the close frame with ``code``; logged at ``level``."""
         connection = self.connections.get(websocket)
         if connection is None:
             return
         self._forget(connection)
         if connection.sender is not None:
             connection.sender.cancel()
-        logger.warning(
-            "Closed WebSocket client %s with %d: %s", connection.label, code, reason
+        logger.log(
+            level,
+            "Closed WebSocket client %s with %d: %s",
+            connection.label,
+            code,
+            reason,
         )
         await self._close_quietly(websocket, code, reason)
 

@@ -1333,3 +1333,53 @@ class TestRemember:
         [frame] = [json.loads(c.args[0]) for c in websocket.send_text.await_args_list]
         assert (frame["id"], frame["timestamp"]) == ("e2", "t2")
         assert frame["data"]["publisher_id"] == "nova-compute:c1"
+
+
+@pytest.mark.anyio
+class TestDrain:
+    """The stop: what is queued reaches the clients, then 1001."""
+
+    async def test_queued_events_go_out_then_every_client_gets_1001(
+        self, manager, make_websocket, websocket_logs
+    ):
+        websockets = [make_websocket(), make_websocket()]
+        for websocket in websockets:
+            await manager.connect(websocket)
+        for number in range(5):
+            ironic_on(manager, f"e{number}")
+
+        async with broadcasting(manager):
+            with anyio.fail_after(5):
+                await manager.drain(timeout=5)
+
+        for websocket in websockets:
+            assert sent_ids(websocket) == [f"e{n}" for n in range(5)]
+            websocket.close.assert_awaited_once_with(
+                code=1001, reason="server shutting down"
+            )
+        assert manager.connections == {}
+        assert (
+            WS,
+            logging.INFO,
+            "Closed every WebSocket client for the stop (0 frames undelivered)",
+        ) in websocket_logs()
+
+    async def test_a_client_that_does_not_take_its_frames_is_closed_at_the_bound(
+        self, manager, make_websocket, websocket_logs
+    ):
+        stuck = make_websocket()
+        stuck.send_text.side_effect = hang_forever
+        await manager.connect(stuck)
+        ironic_on(manager, "e1")
+        ironic_on(manager, "e2")
+
+        async with broadcasting(manager):
+            with anyio.fail_after(5):
+                await manager.drain(timeout=0.1)
+
+        stuck.close.assert_awaited_once_with(code=1001, reason="server shutting down")
+        assert (
+            WS,
+            logging.INFO,
+            "Closed every WebSocket client for the stop (2 frames undelivered)",
+        ) in websocket_logs()
