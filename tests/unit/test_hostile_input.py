@@ -41,53 +41,57 @@ frame_objects = st.fixed_dictionaries(
 )
 
 
-class TestClientFrames:
-    @given(st.text())
-    def test_any_text_is_a_request_or_a_frame_error(self, text):
-        try:
-            request = parse_client_frame(text, 65_536)
-        except FrameError as e:
-            assert str(e)
-        else:
-            assert isinstance(request, (SetFilters, Resume))
-
-    @given(frame_objects)
-    def test_any_object_is_a_request_or_a_frame_error(self, frame):
-        try:
-            request = parse_client_frame(json.dumps(frame), 65_536, 3)
-        except FrameError as e:
-            assert str(e)
-            return
-        if isinstance(request, SetFilters):
-            for values in request:
-                assert values is None or (
-                    len(values) <= 3 and all(isinstance(v, str) for v in values)
-                )
-        else:
-            assert isinstance(request.last_event_id, str) and request.last_event_id
+# Module-level tests, not methods: hypothesis refuses a test run from
+# several instances of its class, which mutmut's repeated runs make.
 
 
-class TestIngestBody:
-    @given(st.binary(max_size=200))
-    def test_any_bytes_are_a_notification_or_invalid(self, body):
-        try:
-            parse_notification(body, 8)
-        except InvalidBody as e:
-            assert e.errors and all(error["loc"][0] == "body" for error in e.errors)
+@given(st.text())
+def test_any_text_is_a_client_request_or_a_frame_error(text):
+    try:
+        request = parse_client_frame(text, 65_536)
+    except FrameError as e:
+        assert str(e)
+    else:
+        assert isinstance(request, (SetFilters, Resume))
 
-    @given(json_values, json_values)
-    def test_any_json_is_a_notification_or_invalid(self, event_type, payload):
-        body = json.dumps(
-            {"event_type": event_type, "payload": payload}, ensure_ascii=False
-        ).encode("utf-8", "surrogatepass")
-        try:
-            notification = parse_notification(body, 8)
-        except InvalidBody as e:
-            assert e.errors
-        else:
-            # What gets in can be serialised and read back as it was.
-            text = json.dumps(notification.model_dump())
-            assert json.loads(text)["event_type"] == notification.event_type
+
+@given(frame_objects)
+def test_any_object_is_a_client_request_or_a_frame_error(frame):
+    try:
+        request = parse_client_frame(json.dumps(frame), 65_536, 3)
+    except FrameError as e:
+        assert str(e)
+        return
+    if isinstance(request, SetFilters):
+        for values in request:
+            assert values is None or (
+                len(values) <= 3 and all(isinstance(v, str) for v in values)
+            )
+    else:
+        assert isinstance(request.last_event_id, str) and request.last_event_id
+
+
+@given(st.binary(max_size=200))
+def test_any_posted_bytes_are_a_notification_or_invalid(body):
+    try:
+        parse_notification(body, 8)
+    except InvalidBody as e:
+        assert e.errors and all(error["loc"][0] == "body" for error in e.errors)
+
+
+@given(json_values, json_values)
+def test_any_posted_json_is_a_notification_or_invalid(event_type, payload):
+    body = json.dumps(
+        {"event_type": event_type, "payload": payload}, ensure_ascii=False
+    ).encode("utf-8", "surrogatepass")
+    try:
+        notification = parse_notification(body, 8)
+    except InvalidBody as e:
+        assert e.errors
+    else:
+        # What gets in can be serialised and read back as it was.
+        text = json.dumps(notification.model_dump())
+        assert json.loads(text)["event_type"] == notification.event_type
 
 
 class RecordingBridge:
