@@ -24,7 +24,13 @@ __all__ = ["LISTENER_EXCHANGES", "Settings", "default_topic", "get_settings"]
 
 # Settings that may come from a file named by <NAME>_FILE, and that are
 # never shown (SecretStr) in logs, errors or health.
-SECRETS = ("events_read_token", "events_write_token")
+SECRETS = (
+    "events_read_token",
+    "events_write_token",
+    "redis_password",
+    "redis_url",
+    "broker_uri",
+)
 
 # Defaults of the Redis fault handling, chosen so that the stream is back
 # within a few seconds of Redis (worst case: the capped restart delay).
@@ -98,6 +104,31 @@ class Settings(BaseSettings):
     redis_host: str = Field(default="redis", description="Redis host (REDIS_HOST)")
     redis_port: int = Field(default=6379, description="Redis port (REDIS_PORT)")
     redis_db: int = Field(default=0, description="Redis database (REDIS_DB)")
+    redis_username: Optional[str] = Field(
+        default=None, description="Redis ACL user (REDIS_USERNAME)"
+    )
+    redis_password: Optional[SecretStr] = Field(
+        default=None,
+        description="Redis password (REDIS_PASSWORD, or the file REDIS_PASSWORD_FILE)",
+    )
+    redis_ssl: bool = Field(
+        default=False, description="Connect to Redis over TLS (REDIS_SSL)"
+    )
+    redis_ssl_ca_certs: Optional[str] = Field(
+        default=None,
+        description=(
+            "CA certificates to verify Redis's TLS certificate with, a file "
+            "(REDIS_SSL_CA_CERTS); the system's by default"
+        ),
+    )
+    redis_url: Optional[SecretStr] = Field(
+        default=None,
+        description=(
+            "Redis as a URL, instead of REDIS_HOST, _PORT, _DB, _USERNAME and "
+            "_PASSWORD: redis://[user:password@]host:port/db, rediss:// for TLS "
+            "(REDIS_URL, or the file REDIS_URL_FILE)"
+        ),
+    )
     redis_channel: str = Field(
         default="osism:events",
         min_length=1,
@@ -251,12 +282,13 @@ class Settings(BaseSettings):
         ),
     )
 
-    broker_uri: str = Field(
-        default="amqp://openstack:password@rabbitmq:5672/",
+    broker_uri: SecretStr = Field(
+        default=SecretStr("amqp://openstack:password@rabbitmq:5672/"),
         min_length=1,
         description=(
-            "RabbitMQ the listener consumes from (BROKER_URI); several brokers "
-            "of a cluster separated by ';' are tried in turn"
+            "RabbitMQ the listener consumes from (BROKER_URI, or the file "
+            "BROKER_URI_FILE); several brokers of a cluster separated by ';' "
+            "are tried in turn; amqps:// for TLS"
         ),
     )
     listener_exchanges: Annotated[Dict[str, str], NoDecode] = Field(

@@ -120,7 +120,8 @@ class Listener(ConsumerMixin):
         # after twice its interval; the consume loop checks it whenever it
         # waits for messages.
         self.connection = Connection(
-            settings.broker_uri, heartbeat=settings.listener_heartbeat
+            settings.broker_uri.get_secret_value(),
+            heartbeat=settings.listener_heartbeat,
         )
         self.sources = notification_sources(settings)
         self.services = list(self.sources)
@@ -377,7 +378,7 @@ def serve(settings: Settings, bridge: Any = None) -> Listener:
     }
     logger.info(
         "Listener starting: broker %s, queues %s-<service>: %s",
-        " ; ".join(sanitized_uris(settings.broker_uri)),
+        " ; ".join(sanitized_uris(settings.broker_uri.get_secret_value())),
         settings.listener_queue_prefix,
         "; ".join(
             f"{source.service} ({source.describe()})"

@@ -329,6 +329,29 @@ class TestSecretFiles:
             "Error: Invalid settings:\n  EVENTS_WRITE_TOKEN_FILE: cannot read "
         )
 
+    def test_no_secret_shows_in_the_settings_repr_or_the_health_answer(
+        self, monkeypatch
+    ):
+        secrets = {
+            "EVENTS_READ_TOKEN": "read-s3cret",
+            "EVENTS_WRITE_TOKEN": "write-s3cret",
+            "REDIS_PASSWORD": "redis-s3cret",
+            "REDIS_URL": "rediss://events:url-s3cret@cache:6380/0",
+            "BROKER_URI": "amqps://osism:broker-s3cret@rabbit:5671//",
+        }
+        for name, value in secrets.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()
+
+        with api(events_read_token=settings.events_read_token) as client:
+            answer = client.get("/v1/events/health", headers=bearer(READ))
+        assert answer.status_code == 200
+        health = answer.text
+
+        assert settings.redis_password is not None
+        for shown in (repr(settings), str(settings), health):
+            assert "s3cret" not in shown
+
 
 def test_allowed_origins_come_comma_separated_from_the_environment(monkeypatch):
     monkeypatch.setenv("ALLOWED_ORIGINS", " https://a.example/ ,, http://b:8080")

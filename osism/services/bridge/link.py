@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 from osism.settings import Settings
 
@@ -41,6 +42,18 @@ def import_lazily(name: str) -> Any:
 redis = import_lazily("redis")
 
 
+def _where(url: str) -> Tuple[str, int, int]:
+    """Host, port and database of a redis:// URL, for the log (its password
+    stays out)."""
+    parts = urlsplit(url)
+    database = parts.path.lstrip("/")
+    return (
+        parts.hostname or "",
+        parts.port or 6379,
+        int(database) if database.isdigit() else 0,
+    )
+
+
 def utc_text(timestamp: float) -> str:
     moment = datetime.fromtimestamp(timestamp, timezone.utc)
     return moment.isoformat().replace("+00:00", "Z")
@@ -65,13 +78,22 @@ class RedisLink:
         socket_timeout: float,
         host_configured: bool,
         clock: Callable[[], float] = time.time,
+        access: Optional[Dict[str, Any]] = None,
+        url: Optional[str] = None,
     ) -> None:
+        # How to reach Redis beyond host, port and db: username, password,
+        # TLS (only what is set, so that without them the client is made
+        # with the seed's arguments); or a redis:// / rediss:// URL instead.
+        self.access = access or {}
+        self.url = url
+        if url is not None:
+            host, port, db = _where(url)
         self.host = host
         self.port = port
         self.db = db
         self.channel = channel
         self.socket_timeout = socket_timeout
-        self.host_configured = host_configured
+        self.host_configured = host_configured or url is not None
         self.disabled = not host
         self.lock = threading.RLock()
         # The connected client (None while Redis does not answer) and the one
@@ -89,6 +111,16 @@ class RedisLink:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RedisLink":
+        access: Dict[str, Any] = {}
+        if settings.redis_username is not None:
+            access["username"] = settings.redis_username
+        if settings.redis_password is not None:
+            access["password"] = settings.redis_password.get_secret_value()
+        if settings.redis_ssl:
+            access["ssl"] = True
+        if settings.redis_ssl_ca_certs is not None:
+            access["ssl_ca_certs"] = settings.redis_ssl_ca_certs
+        url = settings.redis_url
         return cls(
             host=settings.redis_host,
             port=settings.redis_port,
@@ -96,6 +128,8 @@ class RedisLink:
             channel=settings.redis_channel,
             socket_timeout=settings.redis_socket_timeout,
             host_configured="redis_host" in settings.model_fields_set,
+            access=access,
+            url=None if url is None else url.get_secret_value(),
         )
 
     def connect(self, serving: bool, library: bool = True) -> Any:
@@ -165,15 +199,17 @@ class RedisLink:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        client = redis.Redis(
-            host=self.host,
-            port=self.port,
-            db=self.db,
+        options = dict(
             decode_responses=True,
             socket_connect_timeout=10,
             socket_timeout=None,
             health_check_interval=30,
+            **self.access,
         )
+        if self.url is not None:
+            client = redis.Redis.from_url(self.url, **options)
+        else:
+            client = redis.Redis(host=self.host, port=self.port, db=self.db, **options)
         # The bridge owns reconnecting. redis-py's own retries (ten, with
         # back-off, in redis-py 8) made one failed attempt take seconds: a
         # slow fallback to the local queue and a shutdown stalled while Redis

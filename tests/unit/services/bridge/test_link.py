@@ -5,6 +5,7 @@ import sys
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -304,6 +305,75 @@ class TestFromSettings:
 
     def test_a_host_left_to_its_default_is_not_configured(self, redis_env):
         assert RedisLink.from_settings(Settings()).host_configured is False
+
+
+class TestAccess:
+    """Username, password, TLS, or a URL: REDIS_USERNAME, REDIS_PASSWORD,
+    REDIS_SSL, REDIS_SSL_CA_CERTS, REDIS_URL."""
+
+    SEED = dict(
+        decode_responses=True,
+        socket_connect_timeout=10,
+        socket_timeout=None,
+        health_check_interval=30,
+    )
+
+    def test_credentials_and_tls_are_passed_to_the_client(self, fake_redis):
+        link = RedisLink.from_settings(
+            Settings(
+                redis_host="r",
+                redis_username="events",
+                redis_password=SecretStr("s3cret"),
+                redis_ssl=True,
+                redis_ssl_ca_certs="/etc/ca.pem",
+            )
+        )
+
+        link.connect(serving=False)
+
+        assert fake_redis.made == [
+            dict(
+                host="r",
+                port=6379,
+                db=0,
+                **self.SEED,
+                username="events",
+                password="s3cret",
+                ssl=True,
+                ssl_ca_certs="/etc/ca.pem",
+            )
+        ]
+
+    def test_a_url_replaces_host_port_and_db(self, fake_redis, mocker, bridge_logs):
+        from_url = mocker.patch(
+            "osism.services.event_bridge.redis.Redis.from_url",
+            side_effect=lambda url, **kwargs: fake_redis.client(url=url, **kwargs),
+        )
+        url = "rediss://events:s3cret@cache.example:6380/2"
+        link = RedisLink.from_settings(
+            Settings(redis_url=SecretStr(url), redis_ssl_ca_certs="c")
+        )
+
+        link.connect(serving=False)
+
+        from_url.assert_called_once()
+        assert fake_redis.made == [dict(url=url, **self.SEED, ssl_ca_certs="c")]
+        assert (link.host, link.port, link.db) == ("cache.example", 6380, 2)
+        # Where it connected, never the password.
+        assert bridge_logs()[-1] == info("Connected to Redis at cache.example:6380/2")
+        assert "s3cret" not in str(bridge_logs())
+
+    def test_a_url_without_port_or_db_means_the_defaults(self):
+        link = RedisLink.from_settings(Settings(redis_url=SecretStr("redis://cache")))
+
+        assert (link.host, link.port, link.db) == ("cache", 6379, 0)
+        assert link.host_configured is True
+        assert link.disabled is False
+
+    def test_a_url_with_an_odd_path_means_database_0(self):
+        link = RedisLink.from_settings(Settings(redis_url=SecretStr("redis://cache/x")))
+
+        assert link.db == 0
 
 
 class TestClosing:
