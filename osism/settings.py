@@ -291,6 +291,14 @@ class Settings(BaseSettings):
             "are tried in turn; amqps:// for TLS"
         ),
     )
+    broker_ssl_ca_certs: Optional[str] = Field(
+        default=None,
+        description=(
+            "CA certificates to verify the brokers' TLS certificates and names "
+            "with, a file (BROKER_SSL_CA_CERTS); setting it means TLS, as "
+            "amqps:// does, which uses the system's CAs without it"
+        ),
+    )
     listener_exchanges: Annotated[Dict[str, str], NoDecode] = Field(
         default_factory=lambda: {service: service for service in LISTENER_EXCHANGES},
         description=(

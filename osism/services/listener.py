@@ -38,12 +38,13 @@ means, and when to stop.
 
 import logging
 import signal
+import ssl
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set, Union
 
 from kombu import Connection
 from kombu.exceptions import OperationalError
@@ -87,6 +88,21 @@ class ListenerStopping(Exception):
     """Raised out of the connection retries when a stop was asked for."""
 
 
+def broker_tls(settings: Settings) -> Union[bool, Dict[str, Any]]:
+    """The TLS options of the broker connection: with BROKER_SSL_CA_CERTS the
+    brokers' certificates are verified against that CA, and each broker's
+    name against its certificate (kombu fills in ``server_hostname`` per
+    broker when it is None); otherwise an amqps:// URI uses the system's CAs.
+    """
+    if settings.broker_ssl_ca_certs is None:
+        return False
+    return {
+        "ca_certs": settings.broker_ssl_ca_certs,
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,
+    }
+
+
 def sanitized_uris(broker_uri: str) -> List[str]:
     """The brokers of ``broker_uri`` (separated by ';'), passwords masked."""
     return [maybe_sanitize_url(uri.strip()) for uri in broker_uri.split(";")]
@@ -122,6 +138,7 @@ class Listener(ConsumerMixin):
         self.connection = Connection(
             settings.broker_uri.get_secret_value(),
             heartbeat=settings.listener_heartbeat,
+            ssl=broker_tls(settings),
         )
         self.sources = notification_sources(settings)
         self.services = list(self.sources)

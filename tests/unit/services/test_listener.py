@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import time
 import uuid
 from typing import Any, Callable, Dict, List
@@ -218,6 +219,16 @@ class TestListenerSettings:
             "amqp://u:**@a:5672/",
             "amqp://u:**@b:5672/",
         ]
+
+    def test_the_broker_connection_uses_tls_as_configured(self, make_listener):
+        assert make_listener().connection.ssl is False
+        verified = make_listener(broker_ssl_ca_certs="/etc/osism/ca.pem")
+
+        assert verified.connection.ssl == {
+            "ca_certs": "/etc/osism/ca.pem",
+            "cert_reqs": ssl.CERT_REQUIRED,
+            "server_hostname": None,
+        }
 
 
 class TestConsumers:
