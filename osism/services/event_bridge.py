@@ -71,6 +71,7 @@ class EventBridge:
         settings = Settings() if settings is None else settings
         self.stats: Counter[str] = Counter()
         self._shutdown_event = threading.Event()
+        self._shut_down = False
         self._buffer_size = settings.redis_buffer_size
         self._event_queue: EventBuffer[wire.Event] = EventBuffer(self._buffer_size)
         origin = uuid.uuid4().hex
@@ -276,8 +277,12 @@ class EventBridge:
         The subscriber thread is joined before its pub/sub is closed: closing
         a redis-py connection while another thread reads it is not safe. The
         close afterwards (a no-op if the thread closed it) covers a thread
-        that did not finish in time.
+        that did not finish in time. A second call (the API's drain at
+        SIGTERM, then its lifespan's end) does nothing.
         """
+        if self._shut_down:
+            return
+        self._shut_down = True
         logger.info("Shutting down the event bridge")
         self._shutdown_event.set()
         join_if_running(self._subscriber_thread, timeout=5.0)

@@ -18,12 +18,13 @@ import contextlib
 import os
 import time
 import uuid
-from typing import Callable, Dict, Iterator, List, NoReturn, Sequence
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Sequence
 
 import pytest
 
 from osism.settings import LISTENER_EXCHANGES, parse_listener_exchanges
 from tests.harness.api_server import SERVERS, ApiServer, ApiServers
+from tests.harness.certificates import Certificates, make_certificates
 from tests.harness.listener_process import ListenerProcess
 from tests.harness.openstack_notifier import Notifier
 from tests.harness.processes import REPO_ROOT, clean_env
@@ -217,6 +218,31 @@ def publisher(tmp_path) -> Iterator[Callable[..., PublisherProcess]]:
             process.close()
 
 
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory) -> Certificates:
+    """A CA of the session's own and a loopback server certificate it signed."""
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture
+def secured_redis(tmp_path) -> Iterator[Callable[..., RedisServer]]:
+    """Factory of redis-servers for this test that ask for a password, an
+    ACL user or TLS: ``secured_redis(password=..., username=...,
+    certificates=...)``."""
+    started: List[RedisServer] = []
+
+    def start(**access: Any) -> RedisServer:
+        server = start_redis(_redis_binary(), tmp_path, **access)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
 # --------------------------------------------------------------------------
 # rabbitmq-server and the listener
 
@@ -250,6 +276,18 @@ def own_rabbitmq_server(tmp_path_factory) -> Iterator[RabbitMQServer]:
     and start it; each leaves it running)."""
     workdir = tmp_path_factory.mktemp("rabbitmq")
     server = start_rabbitmq(_rabbitmq_binaries(), workdir)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def tls_rabbitmq_server(tmp_path_factory, certificates) -> Iterator[RabbitMQServer]:
+    """A rabbitmq-server node of this module's own that takes AMQP over TLS
+    (``tls_url``) besides plain AMQP (``url``)."""
+    workdir = tmp_path_factory.mktemp("rabbitmq-tls")
+    server = start_rabbitmq(_rabbitmq_binaries(), workdir, certificates)
     try:
         yield server
     finally:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from osism.settings import Settings
+from osism.settings import SECRETS, Settings
 from tests.harness import HarnessError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,9 @@ KILL_DEADLINE = 2.0
 # Every environment variable the settings read; stripped from the
 # environment of the processes the harness starts, so the developer's shell
 # cannot change what a test or a benchmark figure sees.
-SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields} | {
+    f"{name.upper()}_FILE" for name in SECRETS
+}
 
 
 def clean_env(**overrides: str) -> Dict[str, str]:

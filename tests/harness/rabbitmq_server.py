@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 from kombu import Connection
 
+from tests.harness.certificates import Certificates
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness import HarnessError
 
@@ -59,10 +60,19 @@ def _stop(process: "subprocess.Popen[bytes]", deadline: float) -> None:
 class RabbitMQServer:
     """A rabbitmq-server node of the test run's own."""
 
-    def __init__(self, binaries: Dict[str, str], workdir: Path, ports: List[int]):
+    def __init__(
+        self,
+        binaries: Dict[str, str],
+        workdir: Path,
+        ports: List[int],
+        certificates: Optional[Certificates] = None,
+    ):
         self.binaries = binaries
         self.workdir = workdir
         self.port, self.dist_port, self.epmd_port = ports
+        # With certificates the node takes AMQP over TLS too, on tls_port.
+        self.certificates = certificates
+        self.tls_port = None if certificates is None else free_port()
         self.nodename = f"osism-test-{uuid.uuid4().hex[:8]}@localhost"
         self.process: Optional["subprocess.Popen[bytes]"] = None
         self.epmd: Optional["subprocess.Popen[bytes]"] = None
@@ -71,11 +81,26 @@ class RabbitMQServer:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "enabled_plugins").write_text("[].\n")
         (workdir / "rabbitmq-env.conf").write_text("")
-        (workdir / "rabbitmq.conf").write_text("log.console = false\n")
+        config = ["log.console = false"]
+        if certificates is not None:
+            config += [
+                f"listeners.ssl.default = {self.tls_port}",
+                f"ssl_options.cacertfile = {certificates.ca}",
+                f"ssl_options.certfile = {certificates.cert}",
+                f"ssl_options.keyfile = {certificates.key}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ]
+        (workdir / "rabbitmq.conf").write_text("\n".join(config) + "\n")
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@{LOOPBACK}:{self.port}//"
+
+    @property
+    def tls_url(self) -> str:
+        assert self.tls_port is not None, "the node was started without TLS"
+        return f"amqps://guest:guest@{LOOPBACK}:{self.tls_port}//"
 
     def env(self) -> Dict[str, str]:
         base = self.workdir
@@ -175,12 +200,18 @@ class RabbitMQStartFailed(Exception):
     pass
 
 
-def start_rabbitmq(binaries: Dict[str, str], workdir: Path) -> RabbitMQServer:
+def start_rabbitmq(
+    binaries: Dict[str, str],
+    workdir: Path,
+    certificates: Optional[Certificates] = None,
+) -> RabbitMQServer:
     """A node on free ports, tried again on others if one was taken meanwhile."""
     failures = []
     for attempt in range(3):
         ports = [free_port() for _ in range(3)]
-        server = RabbitMQServer(binaries, workdir / f"node-{attempt}", ports)
+        server = RabbitMQServer(
+            binaries, workdir / f"node-{attempt}", ports, certificates
+        )
         try:
             server.start()
             return server

@@ -8,10 +8,11 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 import redis
 
+from tests.harness.certificates import Certificates
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.processes import stop_process
 from tests.harness import HarnessError
@@ -30,21 +31,45 @@ def unique_channel(prefix: str = "osism:events:it") -> str:
 
 
 class RedisServer:
-    """A redis-server started by the harness."""
+    """A redis-server started by the harness; with ``password`` (and
+    ``username``, an ACL user) it asks clients to authenticate, with
+    ``certificates`` it speaks TLS only."""
 
-    def __init__(self, host: str, port: int, process: "subprocess.Popen[bytes]"):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        process: "subprocess.Popen[bytes]",
+        *,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        certificates: Optional[Certificates] = None,
+    ):
         self.host = host
         self.port = port
         self.process = process
+        self.username = username
+        self.password = password
+        self.certificates = certificates
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        scheme = "redis" if self.certificates is None else "rediss"
+        return f"{scheme}://{self.host}:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        """A new client; close it when done."""
+        """A new client, authenticated as the server asks; close it when done."""
+        tls: Dict[str, Any] = {}
+        if self.certificates is not None:
+            tls = dict(ssl=True, ssl_ca_certs=str(self.certificates.ca))
         return redis.Redis(
-            host=self.host, port=self.port, decode_responses=True, socket_timeout=5
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            decode_responses=True,
+            socket_timeout=5,
+            **tls,
         )
 
     def subscribers(self, channel: str) -> int:
@@ -63,16 +88,53 @@ class RedisServer:
         stop_process(self.process)
 
 
-def start_redis(binary: str, workdir: Path, port: Optional[int] = None) -> RedisServer:
+def access_arguments(
+    username: Optional[str],
+    password: Optional[str],
+    certificates: Optional[Certificates],
+    port: int,
+) -> List[str]:
+    """redis-server's arguments for the authentication and TLS asked for:
+    an ACL user may use the channels and keys of the event stream only."""
+    arguments = []
+    if username is not None:
+        assert password is not None, "an ACL user needs a password"
+        arguments += ["--user", "default", "off"]
+        arguments += ["--user", username, "on", f">{password}"]
+        arguments += ["~osism:events*", "&osism:events*", "+@all"]
+    elif password is not None:
+        arguments += ["--requirepass", password]
+    if certificates is None:
+        return arguments + ["--port", str(port)]
+    return arguments + [
+        "--port", "0", "--tls-port", str(port),
+        "--tls-cert-file", str(certificates.cert),
+        "--tls-key-file", str(certificates.key),
+        "--tls-ca-cert-file", str(certificates.ca),
+        "--tls-auth-clients", "no",
+    ]  # fmt: skip
+
+
+def start_redis(
+    binary: str,
+    workdir: Path,
+    port: Optional[int] = None,
+    *,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    certificates: Optional[Certificates] = None,
+) -> RedisServer:
     """Start redis-server on ``port`` or else on a free port (retrying if
-    another process took it) and wait until it answers PING."""
+    another process took it) and wait until it answers PING; see
+    RedisServer for the other arguments."""
     failures = []
     for _ in range(1 if port is not None else 3):
         server_port = free_port() if port is None else port
         log = workdir / f"redis-{server_port}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [binary, "--port", str(server_port), "--bind", LOOPBACK]
+                [binary, "--bind", LOOPBACK]
+                + access_arguments(username, password, certificates, server_port)
                 + ["--save", "", "--appendonly", "no", "--daemonize", "no"]
                 + ["--dir", str(workdir)],
                 cwd=workdir,
@@ -80,7 +142,14 @@ def start_redis(binary: str, workdir: Path, port: Optional[int] = None) -> Redis
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        server = RedisServer(LOOPBACK, server_port, process)
+        server = RedisServer(
+            LOOPBACK,
+            server_port,
+            process,
+            username=username,
+            password=password,
+            certificates=certificates,
+        )
         deadline = time.monotonic() + REDIS_START_DEADLINE
         while process.poll() is None and time.monotonic() < deadline:
             if server.ping():

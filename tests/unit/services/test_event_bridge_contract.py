@@ -614,6 +614,12 @@ class TestShutdown:
         assert offline_bridge._shutdown_event.is_set()
         assert bridge_logs()[-1] == info("Shutting down the event bridge")
 
+    def test_shutting_down_twice_does_it_once(self, offline_bridge, bridge_logs):
+        offline_bridge.shutdown()
+        offline_bridge.shutdown()
+
+        assert bridge_logs().count(info("Shutting down the event bridge")) == 1
+
     def test_a_failing_close_is_logged_and_shutdown_continues(
         self, bridge, bridge_logs
     ):
