@@ -1,0 +1,172 @@
+"""Nothing lost from RabbitMQ to the screen (issue 14): the listener layer.
+
+The whole stream runs (RabbitMQ -> ``osism service listener`` -> Redis ->
+two API processes -> a WebSocket client on each) while numbered
+notifications flow, and the listener or the broker is hit with real
+signals: ``kill -9`` mid-stream, SIGTERM during a burst, a broker restart.
+Each test counts per client what was sent (taken by the broker) and what
+arrived: nothing missing, nothing twice, order kept. Delivery from RabbitMQ
+is at least once (a notification published on Redis but not acknowledged
+comes again); the event's id is the notification's message_id, so such a
+redelivery must never reach a client twice.
+"""
+
+import contextlib
+import re
+import signal
+import time
+from typing import AsyncIterator, List
+
+import anyio
+import pytest
+
+from tests.harness import signals
+from tests.harness.fixtures import MEASUREMENTS
+from tests.harness.pipeline import Pipeline, counters, start_pipeline
+from tests.harness.resuming_client import ResumingClient
+from tests.harness.tally import figures_line
+from tests.harness.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.rabbitmq]
+
+ARRIVAL_DEADLINE = 30.0
+STATS = re.compile(
+    r"Listener stopped \(received (\d+), handed over (\d+), malformed \d+\)"
+)
+
+
+@contextlib.asynccontextmanager
+async def reading(clients: List[ResumingClient]) -> AsyncIterator[None]:
+    """The clients connected, ready and reading for the block."""
+    async with anyio.create_task_group() as tasks:
+        for client in clients:
+            tasks.start_soon(client.run)
+        for client in clients:
+            await client.wait_ready(1)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+async def all_arrived(clients: List[ResumingClient], sent: List[int]) -> None:
+    await wait_until(
+        lambda: all(c.tally.has(sent) for c in clients), ARRIVAL_DEADLINE
+    )
+
+
+def check_ids(pipe: Pipeline, clients: List[ResumingClient], sent: List[int]) -> None:
+    """Every event's id is its notification's message_id."""
+    for client in clients:
+        wrong = [n for n in sent if client.tally.ids[n] != pipe.flow.message_id(n)]
+        assert not wrong, f"{client.name}: ids not the message ids for {wrong[:10]}"
+
+
+def redelivered_note(pipe: Pipeline) -> str:
+    """How many redelivered notifications the API processes skipped (sent
+    already: their ``duplicates`` counter)."""
+    skipped = [counters(api)["duplicates"] for api in pipe.apis]
+    return f"redelivered and skipped by the APIs {skipped}"
+
+
+@pytest.fixture
+def pipeline(rabbitmq_server, redis_server, api_server, listener):
+    pipe = start_pipeline(rabbitmq_server, redis_server, api_server, listener)
+    try:
+        yield pipe
+    finally:
+        pipe.close()
+
+
+class TestTheListenerKilledMidStream:
+    @pytest.mark.timeout(60)
+    @pytest.mark.anyio
+    async def test_kill_9_then_a_new_listener_on_the_same_queue(self, pipeline):
+        pipe = pipeline
+        clients = [pipe.client("client of A", pipe.apis[0])]
+        clients.append(pipe.client("client of B", pipe.apis[1]))
+        async with reading(clients):
+            pipe.flow.start()
+            try:
+                await wait_until(lambda: clients[0].tally.received >= 200, 15)
+                code = await anyio.to_thread.run_sync(
+                    signals.kill, pipe.listener.process
+                )
+                # Notifications go on coming while no listener runs.
+                count = len(pipe.flow.accepted)
+                await anyio.to_thread.run_sync(pipe.flow.wait_accepted, count + 200)
+                back_at = time.monotonic()
+                await anyio.to_thread.run_sync(pipe.new_listener)
+                await anyio.to_thread.run_sync(
+                    pipe.flow.wait_accepted, len(pipe.flow.accepted) + 200
+                )
+            finally:
+                pipe.flow.stop()
+            sent = pipe.flow.sent
+            await all_arrived(clients, sent)
+
+        assert code == -signal.SIGKILL
+        before_back = pipe.flow.accepted_before(back_at)
+        recovery = max(c.tally.complete_at(before_back) for c in clients) - back_at
+        MEASUREMENTS.append(
+            figures_line(
+                "listener kill -9 mid-stream",
+                sent,
+                [c.tally for c in clients],
+                recovery,
+                f"{len(before_back) - count} sent while no listener ran; "
+                + redelivered_note(pipe),
+            )
+        )
+        for client in clients:
+            client.tally.check(sent)
+        check_ids(pipe, clients, sent)
+
+
+class TestSigtermDuringABurst:
+    @pytest.mark.timeout(60)
+    @pytest.mark.anyio
+    async def test_the_listener_stops_cleanly_and_the_next_one_goes_on(
+        self, pipeline
+    ):
+        pipe = pipeline
+        burst = 1500
+        clients = [pipe.client("client of A", pipe.apis[0])]
+        clients.append(pipe.client("client of B", pipe.apis[1]))
+        first = pipe.listener
+        async with reading(clients):
+            pipe.flow.interval = 0
+            pipe.flow.start(limit=burst)
+            try:
+                await wait_until(lambda: clients[0].tally.received >= 300, 15)
+                stopping = time.monotonic()
+                code = await anyio.to_thread.run_sync(first.stop)
+                stopped_in = time.monotonic() - stopping
+                back_at = time.monotonic()
+                await anyio.to_thread.run_sync(pipe.new_listener)
+                await anyio.to_thread.run_sync(pipe.flow.wait_accepted, burst)
+            finally:
+                pipe.flow.stop()
+            sent = pipe.flow.sent
+            await all_arrived(clients, sent)
+
+        assert code == 0
+        output = first.output()
+        assert "osism.listener: Received SIGTERM, stopping the listener" in output
+        stats = STATS.search(output)
+        assert stats is not None, output[-3000:]
+        before_back = pipe.flow.accepted_before(back_at)
+        recovery = max(c.tally.complete_at(before_back) for c in clients) - back_at
+        MEASUREMENTS.append(
+            figures_line(
+                "listener SIGTERM during a burst",
+                sent,
+                [c.tally for c in clients],
+                recovery,
+                f"the first listener received {stats[1]} and handed over "
+                f"{stats[2]}, stopped {stopped_in:.2f} s after SIGTERM; "
+                + redelivered_note(pipe),
+            )
+        )
+        assert "Traceback" not in output
+        for client in clients:
+            client.tally.check(sent)
+        check_ids(pipe, clients, sent)
