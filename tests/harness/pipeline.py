@@ -93,6 +93,15 @@ class Pipeline:
         wait_subscribed(self.redis, self.channel, len(self.apis), [new])
         return new
 
+    def recovery(self, clients: List[ResumingClient], back_at: float) -> float:
+        """Seconds from ``back_at`` (the fault ended) until every client had
+        everything sent before it and the first event sent after it."""
+        accepted = self.flow.accepted
+        wanted = self.flow.accepted_before(back_at)
+        if len(accepted) > len(wanted):
+            wanted.append(accepted[len(wanted)])
+        return max(c.tally.complete_at(wanted) for c in clients) - back_at
+
     def queued(self) -> int:
         """Notifications ready in the listener's queue (not counting those
         delivered to it and not acknowledged)."""

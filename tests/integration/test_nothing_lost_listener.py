@@ -22,6 +22,7 @@ import pytest
 
 from tests.harness import signals
 from tests.harness.fixtures import MEASUREMENTS
+from tests.harness.openstack_notifier import Notifier
 from tests.harness.pipeline import Pipeline, counters, start_pipeline
 from tests.harness.resuming_client import ResumingClient
 from tests.harness.tally import figures_line
@@ -104,15 +105,15 @@ class TestTheListenerKilledMidStream:
             await all_arrived(clients, sent)
 
         assert code == -signal.SIGKILL
-        before_back = pipe.flow.accepted_before(back_at)
-        recovery = max(c.tally.complete_at(before_back) for c in clients) - back_at
+        recovery = pipe.recovery(clients, back_at)
         MEASUREMENTS.append(
             figures_line(
                 "listener kill -9 mid-stream",
                 sent,
                 [c.tally for c in clients],
                 recovery,
-                f"{len(before_back) - count} sent while no listener ran; "
+                f"{len(pipe.flow.accepted_before(back_at)) - count} sent while no "
+                "listener ran; "
                 + redelivered_note(pipe),
             )
         )
@@ -153,8 +154,7 @@ class TestSigtermDuringABurst:
         assert "osism.listener: Received SIGTERM, stopping the listener" in output
         stats = STATS.search(output)
         assert stats is not None, output[-3000:]
-        before_back = pipe.flow.accepted_before(back_at)
-        recovery = max(c.tally.complete_at(before_back) for c in clients) - back_at
+        recovery = pipe.recovery(clients, back_at)
         MEASUREMENTS.append(
             figures_line(
                 "listener SIGTERM during a burst",
@@ -170,3 +170,90 @@ class TestSigtermDuringABurst:
         for client in clients:
             client.tally.check(sent)
         check_ids(pipe, clients, sent)
+
+
+@pytest.fixture
+def own_broker_pipeline(own_rabbitmq_server, redis_server, api_server, listener):
+    pipe = start_pipeline(own_rabbitmq_server, redis_server, api_server, listener)
+    try:
+        yield pipe
+    finally:
+        pipe.close()
+
+
+class TestABrokerRestart:
+    @pytest.mark.timeout(90)
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("stalled", [False, True], ids=["running", "stalled"])
+    async def test_while_notifications_flow(self, stalled, own_broker_pipeline):
+        """``stalled``: the listener is stopped (SIGSTOP) before the broker
+        goes down and continued once it is back: it then hands over what
+        the broker had sent it before the restart, cannot acknowledge it on
+        the dead connection, and the broker delivers it again."""
+        pipe = own_broker_pipeline
+        rabbitmq = pipe.rabbitmq
+        clients = [pipe.client("client of A", pipe.apis[0])]
+        clients.append(pipe.client("client of B", pipe.apis[1]))
+        queued_after = None
+        async with reading(clients):
+            pipe.flow.start()
+            try:
+                await wait_until(lambda: clients[0].tally.received >= 200, 15)
+                if stalled:
+                    signals.stop(pipe.listener.process)
+                try:
+                    if stalled:
+                        count = len(pipe.flow.accepted)
+                        await anyio.to_thread.run_sync(
+                            pipe.flow.wait_accepted, count + 150
+                        )
+                    down_at = time.monotonic()
+                    await anyio.to_thread.run_sync(rabbitmq.stop)
+                    await anyio.to_thread.run_sync(rabbitmq.start)
+                    back_at = time.monotonic()
+                    if stalled:
+                        queued_after = await anyio.to_thread.run_sync(queued, pipe)
+                finally:
+                    signals.cont(pipe.listener.process)
+                await anyio.to_thread.run_sync(
+                    lambda: pipe.listener.wait_for_output(
+                        pipe.listener.bound_line("ironic"), count=2, timeout=30
+                    )
+                )
+                await anyio.to_thread.run_sync(
+                    pipe.flow.wait_accepted, len(pipe.flow.accepted) + 200
+                )
+            finally:
+                pipe.flow.stop()
+            sent = pipe.flow.sent
+            await all_arrived(clients, sent)
+
+        recovery = pipe.recovery(clients, back_at)
+        state = "stalled" if stalled else "running"
+        held = "" if queued_after is None else f", {queued_after} queued after it"
+        MEASUREMENTS.append(
+            figures_line(
+                f"RabbitMQ restart ({state} listener{held})",
+                sent,
+                [c.tally for c in clients],
+                recovery,
+                f"broker down {back_at - down_at:.1f} s; publisher retries "
+                f"{dict(pipe.flow.failures)}; " + redelivered_note(pipe),
+            )
+        )
+        output = pipe.listener.output()
+        assert "osism.listener: Lost the connection to the broker" in output
+        assert pipe.listener.process.poll() is None, "the listener ended"
+        for client in clients:
+            client.tally.check(sent)
+        check_ids(pipe, clients, sent)
+        if stalled:
+            # Kept in the durable queue across the restart.
+            assert queued_after
+
+
+def queued(pipe: Pipeline) -> int:
+    """Notifications ready in the listener's queue, asked on a connection of
+    its own (the flow's may be broken)."""
+    with contextlib.closing(Notifier(pipe.rabbitmq.url)) as probe:
+        return probe.queued(pipe.listener.queue("ironic"))
