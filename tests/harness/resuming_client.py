@@ -10,9 +10,10 @@ the other API process. :meth:`leave` closes the connection and keeps the
 client away until :meth:`come_back`.
 """
 
+import contextlib
 import json
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional
 from urllib.parse import urlencode
 
 import anyio
@@ -31,9 +32,16 @@ OPEN_DEADLINE = 5.0
 
 class ResumingClient:
     def __init__(
-        self, name: str, target: Callable[[], str], node_filters: List[str]
+        self,
+        name: str,
+        target: Callable[[], str],
+        node_filters: List[str],
+        first_delay: float = FIRST_DELAY,
+        max_delay: float = MAX_DELAY,
     ) -> None:
         self.name = name
+        self.first_delay = first_delay
+        self.max_delay = max_delay
         self.target = target
         self.node_filters = node_filters
         self.tally = Tally(name)
@@ -68,18 +76,18 @@ class ResumingClient:
         return f"{self.target()}?{urlencode(query)}"
 
     async def run(self) -> None:
-        delay = FIRST_DELAY
+        delay = self.first_delay
         while True:
             if self._away:
                 await wait_until(lambda: not self._away, timeout=3600)
             try:
                 await self._connection()
-                delay = FIRST_DELAY
+                delay = self.first_delay
             except (OSError, InvalidHandshake, TimeoutError):
                 pass  # nothing answers there (yet)
             if not self._away:
                 await anyio.sleep(delay)
-                delay = min(2 * delay, MAX_DELAY)
+                delay = min(2 * delay, self.max_delay)
 
     async def _connection(self) -> None:
         self._resuming = self.last_event_id is not None
@@ -88,19 +96,21 @@ class ResumingClient:
             websocket = await connect(
                 self.url(), open_timeout=OPEN_DEADLINE, close_timeout=2
             )
-        async with websocket:
-            self._websocket = websocket
-            self.connections += 1
-            try:
-                async for text in websocket:
-                    self._frame(json.loads(text))
-            except ConnectionClosed:
-                pass
-            finally:
-                self._websocket = None
-                self.lost_at.append(time.monotonic())
-                rcvd = websocket.protocol.close_rcvd
-                self.close_codes.append(None if rcvd is None else rcvd.code)
+        self._websocket = websocket
+        self.connections += 1
+        try:
+            async for text in websocket:
+                self._frame(json.loads(text))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._websocket = None
+            self.lost_at.append(time.monotonic())
+            rcvd = websocket.protocol.close_rcvd
+            self.close_codes.append(None if rcvd is None else rcvd.code)
+            # Closed for sure, also when the client's task is cancelled
+            # (the end of a test), which cuts a close handshake short.
+            websocket.transport.abort()
 
     def _frame(self, frame: Dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -127,7 +137,8 @@ class ResumingClient:
         self._away = True
         websocket = self._websocket
         if websocket is not None:
-            await websocket.close()
+            with anyio.fail_after(5):
+                await websocket.close()
         await wait_until(lambda: self._websocket is None, timeout=5)
 
     def come_back(self) -> None:
@@ -138,3 +149,28 @@ class ResumingClient:
         await wait_until(
             lambda: self.connections >= connections and self.ready, timeout
         )
+
+
+@contextlib.asynccontextmanager
+async def reading(clients: List[ResumingClient]) -> AsyncIterator[None]:
+    """The clients connected, ready and reading for the block; their tasks
+    are cancelled at its end."""
+    async with anyio.create_task_group() as tasks:
+        for client in clients:
+            tasks.start_soon(client.run)
+        for client in clients:
+            await client.wait_ready(1)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+async def all_arrived(
+    clients: List[ResumingClient], numbers: List[int], timeout: float
+) -> bool:
+    """Until every client has every one of ``numbers``; False if they did
+    not within ``timeout`` (the tallies then say what is missing)."""
+    try:
+        await wait_until(lambda: all(c.tally.has(numbers) for c in clients), timeout)
+    except TimeoutError:
+        return False
+    return True

@@ -15,7 +15,7 @@ import contextlib
 import re
 import signal
 import time
-from typing import AsyncIterator, List
+from typing import List
 
 import anyio
 import pytest
@@ -24,7 +24,7 @@ from tests.harness import signals
 from tests.harness.fixtures import MEASUREMENTS
 from tests.harness.openstack_notifier import Notifier
 from tests.harness.pipeline import Pipeline, counters, start_pipeline
-from tests.harness.resuming_client import ResumingClient
+from tests.harness.resuming_client import ResumingClient, all_arrived, reading
 from tests.harness.tally import figures_line
 from tests.harness.waiting import wait_until
 
@@ -34,24 +34,6 @@ ARRIVAL_DEADLINE = 30.0
 STATS = re.compile(
     r"Listener stopped \(received (\d+), handed over (\d+), malformed \d+\)"
 )
-
-
-@contextlib.asynccontextmanager
-async def reading(clients: List[ResumingClient]) -> AsyncIterator[None]:
-    """The clients connected, ready and reading for the block."""
-    async with anyio.create_task_group() as tasks:
-        for client in clients:
-            tasks.start_soon(client.run)
-        for client in clients:
-            await client.wait_ready(1)
-        yield
-        tasks.cancel_scope.cancel()
-
-
-async def all_arrived(clients: List[ResumingClient], sent: List[int]) -> None:
-    await wait_until(
-        lambda: all(c.tally.has(sent) for c in clients), ARRIVAL_DEADLINE
-    )
 
 
 def check_ids(pipe: Pipeline, clients: List[ResumingClient], sent: List[int]) -> None:
@@ -102,7 +84,7 @@ class TestTheListenerKilledMidStream:
             finally:
                 pipe.flow.stop()
             sent = pipe.flow.sent
-            await all_arrived(clients, sent)
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
 
         assert code == -signal.SIGKILL
         recovery = pipe.recovery(clients, back_at)
@@ -113,8 +95,7 @@ class TestTheListenerKilledMidStream:
                 [c.tally for c in clients],
                 recovery,
                 f"{len(pipe.flow.accepted_before(back_at)) - count} sent while no "
-                "listener ran; "
-                + redelivered_note(pipe),
+                "listener ran; " + redelivered_note(pipe),
             )
         )
         for client in clients:
@@ -125,9 +106,7 @@ class TestTheListenerKilledMidStream:
 class TestSigtermDuringABurst:
     @pytest.mark.timeout(60)
     @pytest.mark.anyio
-    async def test_the_listener_stops_cleanly_and_the_next_one_goes_on(
-        self, pipeline
-    ):
+    async def test_the_listener_stops_cleanly_and_the_next_one_goes_on(self, pipeline):
         pipe = pipeline
         burst = 1500
         clients = [pipe.client("client of A", pipe.apis[0])]
@@ -147,7 +126,7 @@ class TestSigtermDuringABurst:
             finally:
                 pipe.flow.stop()
             sent = pipe.flow.sent
-            await all_arrived(clients, sent)
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
 
         assert code == 0
         output = first.output()
@@ -226,7 +205,7 @@ class TestABrokerRestart:
             finally:
                 pipe.flow.stop()
             sent = pipe.flow.sent
-            await all_arrived(clients, sent)
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
 
         recovery = pipe.recovery(clients, back_at)
         state = "stalled" if stalled else "running"

@@ -8,14 +8,14 @@ while it is out. Each test counts per client what was sent and what
 arrived: nothing missing, nothing twice, order kept.
 """
 
-import contextlib
 import json
 import re
 import subprocess
 import sys
 import time
 import uuid
-from typing import AsyncIterator, Dict, List, Optional
+from functools import partial
+from typing import Dict, List, Optional
 
 import anyio
 import pytest
@@ -30,9 +30,9 @@ from tests.harness.pipeline import FAST, counters, start_pipeline, wait_subscrib
 from tests.harness.ports import LOOPBACK
 from tests.harness.processes import REPO_ROOT, clean_env
 from tests.harness.redis_server import unique_channel
-from tests.harness.resuming_client import ResumingClient
+from tests.harness.resuming_client import ResumingClient, all_arrived, reading
 from tests.harness.tally import figures_line
-from tests.harness.waiting import wait_for, wait_until
+from tests.harness.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -40,23 +40,6 @@ ARRIVAL_DEADLINE = 30.0
 # What the events kept for Redis may number: far fewer than an outage
 # brings, so that nothing but RabbitMQ can keep them.
 SMALL_BUFFER = {"REDIS_BUFFER_SIZE": "10"}
-
-
-@contextlib.asynccontextmanager
-async def reading(clients: List[ResumingClient]) -> AsyncIterator[None]:
-    async with anyio.create_task_group() as tasks:
-        for client in clients:
-            tasks.start_soon(client.run)
-        for client in clients:
-            await client.wait_ready(1)
-        yield
-        tasks.cancel_scope.cancel()
-
-
-async def all_arrived(clients: List[ResumingClient], sent: List[int]) -> None:
-    await wait_until(
-        lambda: all(c.tally.has(sent) for c in clients), ARRIVAL_DEADLINE
-    )
 
 
 def recovered(health: Dict) -> bool:
@@ -99,7 +82,7 @@ class TestRedisOutLongerThanAnyBufferHolds:
         clients.append(pipe.client("client of B", pipe.apis[1]))
         async with reading(clients):
             await anyio.to_thread.run_sync(pipe.flow.publish, 50)
-            await all_arrived(clients, pipe.flow.sent)
+            await all_arrived(clients, pipe.flow.sent, ARRIVAL_DEADLINE)
 
             await anyio.to_thread.run_sync(signals.kill, redis.process)
             down_at = time.monotonic()
@@ -119,7 +102,7 @@ class TestRedisOutLongerThanAnyBufferHolds:
             back_at = time.monotonic()
             await anyio.to_thread.run_sync(pipe.flow.publish, 50)
             sent = pipe.flow.sent
-            await all_arrived(clients, sent)
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
 
         recovery = pipe.recovery(clients, back_at)
         MEASUREMENTS.append(
@@ -162,7 +145,7 @@ class TestRedisStoppedAndContinued:
         ok_after: List[Optional[float]] = []
         async with reading(clients):
             await anyio.to_thread.run_sync(pipe.flow.publish, 20)
-            await all_arrived(clients, pipe.flow.sent)
+            await all_arrived(clients, pipe.flow.sent, ARRIVAL_DEADLINE)
 
             with signals.stopped(redis.process):
                 stopped_at = time.monotonic()
@@ -183,7 +166,7 @@ class TestRedisStoppedAndContinued:
                 ok_after.append(await seconds_until(api, "ok", back_at, 10))
             await anyio.to_thread.run_sync(pipe.flow.publish, 20)
             sent = pipe.flow.sent
-            await all_arrived(clients, sent)
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
 
         recovery = pipe.recovery(clients, back_at)
         MEASUREMENTS.append(
@@ -285,7 +268,7 @@ class TestOsismEventsPublishWithRedisOut:
         wait_subscribed(redis, channel, 2, apis)
         node = f"node-{uuid.uuid4().hex[:8]}"
         clients = [
-            ResumingClient(f"client of {name}", lambda api=api: api.ws_url, [node])
+            ResumingClient(f"client of {name}", partial(getattr, api, "ws_url"), [node])
             for name, api in zip("AB", apis)
         ]
         env = command_env(redis.port, channel)
@@ -294,7 +277,7 @@ class TestOsismEventsPublishWithRedisOut:
             first = await publish(node, 0, 5, env)
             assert first.returncode == 0, first.stderr.decode()
             ids[0] = published_id(first.stdout)
-            await all_arrived(clients, [0])
+            await all_arrived(clients, [0], ARRIVAL_DEADLINE)
 
             await anyio.to_thread.run_sync(signals.kill, redis.process)
             refusing = time.monotonic()
@@ -338,7 +321,7 @@ class TestOsismEventsPublishWithRedisOut:
             assert last.returncode == 0, last.stderr.decode()
             ids[3] = published_id(last.stdout)
             sent = [0, 2, 3]
-            await all_arrived(clients, sent)
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
 
         MEASUREMENTS.append(
             figures_line(
