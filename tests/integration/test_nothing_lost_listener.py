@@ -236,3 +236,68 @@ def queued(pipe: Pipeline) -> int:
     its own (the flow's may be broken)."""
     with contextlib.closing(Notifier(pipe.rabbitmq.url)) as probe:
         return probe.queued(pipe.listener.queue("ironic"))
+
+
+@pytest.fixture
+def own_redis_pipeline(rabbitmq_server, own_redis_server, api_server, listener):
+    pipe = start_pipeline(rabbitmq_server, own_redis_server, api_server, listener)
+    try:
+        yield pipe
+    finally:
+        pipe.close()
+
+
+RETURNED = re.compile(r"Returned (\d+) held notifications to RabbitMQ")
+
+
+class TestSigtermWhileRedisIsOut:
+    @pytest.mark.timeout(60)
+    @pytest.mark.anyio
+    async def test_the_listener_gives_back_what_it_holds_and_the_next_one_sends_it(
+        self, own_redis_pipeline
+    ):
+        """Redis killed, then a burst: the listener holds its window
+        unacknowledged. SIGTERM: it returns them to RabbitMQ and exits 0;
+        every notification of the burst is in the queue. Redis and a new
+        listener back: everything arrives."""
+        pipe = own_redis_pipeline
+        burst = 500
+        clients = [pipe.client("client of A", pipe.apis[0])]
+        clients.append(pipe.client("client of B", pipe.apis[1]))
+        first = pipe.listener
+        async with reading(clients):
+            await anyio.to_thread.run_sync(pipe.flow.publish, 50)
+            await all_arrived(clients, pipe.flow.sent, ARRIVAL_DEADLINE)
+            await anyio.to_thread.run_sync(signals.kill, pipe.redis.process)
+            await anyio.to_thread.run_sync(pipe.flow.publish, burst)
+            await anyio.to_thread.run_sync(
+                lambda: first.wait_for_output("Redis cannot take events: holding")
+            )
+            code = await anyio.to_thread.run_sync(first.stop)
+            queued = await anyio.to_thread.run_sync(pipe.queued)
+            await anyio.to_thread.run_sync(pipe.redis.start)
+            back_at = time.monotonic()
+            await anyio.to_thread.run_sync(pipe.new_listener)
+            await anyio.to_thread.run_sync(pipe.flow.publish, 50)
+            sent = pipe.flow.sent
+            await all_arrived(clients, sent, ARRIVAL_DEADLINE)
+
+        output = first.output()
+        returned = RETURNED.search(output)
+        MEASUREMENTS.append(
+            figures_line(
+                "listener SIGTERM while Redis is out",
+                sent,
+                [c.tally for c in clients],
+                pipe.recovery(clients, back_at),
+                f"the listener returned {returned[1] if returned else 'none'} "
+                f"held notifications, {queued} of the burst of {burst} were in "
+                "its queue after it stopped",
+            )
+        )
+        assert code == 0
+        assert returned is not None and int(returned[1]) > 0, output[-3000:]
+        assert queued == burst
+        for client in clients:
+            client.tally.check(sent)
+        check_ids(pipe, clients, sent)
