@@ -180,17 +180,20 @@ class TestATooOldId:
         )
         try:
             client = pipe.client("client with a gap", pipe.apis[0])
-            async with reading([client]):
+            # Stays connected: once it has an event, A has fanned it out.
+            witness = pipe.client("client that stays", pipe.apis[0])
+            async with reading([client, witness]):
                 await anyio.to_thread.run_sync(pipe.flow.publish, 20)
                 await all_arrived([client], pipe.flow.sent, ARRIVAL_DEADLINE)
                 last_id = client.last_event_id
                 await client.leave()
                 await anyio.to_thread.run_sync(pipe.flow.publish, 200)
+                await all_arrived([witness], pipe.flow.sent, ARRIVAL_DEADLINE)
                 client.come_back()
                 await client.wait_ready(2)
                 await anyio.to_thread.run_sync(pipe.flow.publish, 20)
                 sent = pipe.flow.sent
-                await all_arrived([client], sent[-20:], ARRIVAL_DEADLINE)
+                await all_arrived([client, witness], sent[-20:], ARRIVAL_DEADLINE)
             gaps = counters(pipe.apis[0])["gaps"]
         finally:
             pipe.close()
@@ -200,7 +203,7 @@ class TestATooOldId:
             figures_line(
                 "a too-old id (EVENT_HISTORY_SIZE 50, 200 missed)",
                 sent,
-                [tally],
+                [tally, witness.tally],
                 None,
                 f"gap frames {len(client.gaps)}, resumes {len(client.resumes)}",
             )
@@ -211,6 +214,7 @@ class TestATooOldId:
         # What was missed is exactly what the gap announced; nothing else.
         assert tally.missing(sent) == list(range(20, 220))
         tally.check(list(range(20)) + list(range(220, 240)))
+        witness.tally.check(sent)
 
 
 class TestSigtermDuringABurst:
