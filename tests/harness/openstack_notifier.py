@@ -72,10 +72,13 @@ class Notifier:
         exchange: Optional[str] = None,
         topic: Optional[str] = None,
         publisher_id: str = "test.host1",
+        message_id: Optional[str] = None,
     ) -> None:
         """Publish as ``service`` does: on ``exchange`` (the service's name
         unless given) with the routing key ``<topic>.<priority>`` (topic
-        ``<service>_versioned_notifications`` unless given)."""
+        ``<service>_versioned_notifications`` unless given), under
+        ``message_id`` (a new one unless given)."""
+        ids = {} if message_id is None else {"message_id": message_id}
         exchange = service if exchange is None else exchange
         topic = default_topic(service) if topic is None else topic
         producer = self._channel_producer()
@@ -87,6 +90,7 @@ class Notifier:
                 payload,
                 priority=priority.upper(),
                 publisher_id=publisher_id,
+                **ids,
             ),
             exchange=exchange,
             routing_key=f"{topic}.{priority}",
