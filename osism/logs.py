@@ -20,6 +20,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # C0 control characters and DEL, and the line separators Unicode adds.
 _CONTROL = re.compile("[\x00-\x1f\x7f\u2028\u2029]")
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
+# The handshake's headers, which uvicorn's WebSocket protocol logs at DEBUG.
+_TOKEN_IN_HEADER = re.compile(r"(authorization:\s*(?:\S+\s+)?)\S+", re.IGNORECASE)
 
 
 def escape_controls(text: str) -> str:
@@ -68,12 +70,14 @@ def configure_unless_configured(level: str, log_format: str = "text") -> None:
 
 
 class MaskTokens(logging.Filter):
-    """Masks ``token=...`` in a record's message (uvicorn logs the path and
-    query of every request and WebSocket it serves)."""
+    """Masks ``token=...`` and ``Authorization`` headers in a record's
+    message (uvicorn logs the path and query of every request and WebSocket
+    it serves, and at DEBUG the headers of each WebSocket handshake)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         masked = _TOKEN_IN_QUERY.sub(r"\1***", message)
+        masked = _TOKEN_IN_HEADER.sub(r"\1***", masked)
         if masked != message:
             record.msg, record.args = masked, ()
         return True

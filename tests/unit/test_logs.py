@@ -129,6 +129,20 @@ class TestMaskedTokens:
             '&token=***&x=1" [accepted]'
         )
 
+    @pytest.mark.parametrize(
+        "header, shown",
+        [
+            ("< authorization: Bearer s3cret", "< authorization: Bearer ***"),
+            ("< Authorization: s3cret", "< Authorization: ***"),
+        ],
+    )
+    def test_an_authorization_header_logged_at_debug_is_masked(self, header, shown):
+        line = record("%s", header)
+
+        logs.MaskTokens().filter(line)
+
+        assert line.getMessage() == shown
+
     def test_a_line_without_token_is_left_as_it_is(self):
         line = record("GET %s", "/v1/events/health")
 
