@@ -1,18 +1,16 @@
 """Bridge between the process that receives OpenStack notifications and the
 process that streams them to WebSocket clients.
 
-The publishing side (the listener) calls :meth:`EventBridge.add_event`, which
-publishes ``{"event_type": ..., "payload": ...}`` on the Redis channel
-``osism:events``. The API side calls :meth:`EventBridge.set_websocket_manager`,
-which starts a subscriber thread for that channel and a processor thread for
-the local queue; both hand every event to the WebSocket manager's event loop.
-Without Redis, events go to the local queue and reach only this process's
-WebSocket clients.
+The listener calls :meth:`EventBridge.add_event`, which publishes
+``{"event_type": ..., "payload": ...}`` on the Redis channel ``osism:events``.
+The API calls :meth:`EventBridge.set_websocket_manager`, which starts a
+subscriber thread for that channel and a processor thread for the local queue;
+both hand every event to the WebSocket manager's event loop. Without Redis,
+events reach only this process's clients, through the local queue.
 
 ``EventBridge`` is the seed's interface (names, signatures, log texts, the
-private names its tests use); the work is done by the parts in
-:mod:`osism.services.bridge`, one job each, which also say what the bridge
-adds to the seed so that the stream survives Redis outages.
+private names its tests use); the parts in :mod:`osism.services.bridge` do the
+work, one job each, and say what they add so the stream survives Redis outages.
 """
 
 import json  # noqa: F401 - the seed's tests patch event_bridge.json.dumps
@@ -72,6 +70,7 @@ class EventBridge:
         self.stats: Counter[str] = Counter()
         self._shutdown_event = threading.Event()
         self._shut_down = False
+        self._shutdown_lock = threading.Lock()
         self._buffer_size = settings.redis_buffer_size
         self._event_queue: EventBuffer[wire.Event] = EventBuffer(self._buffer_size)
         origin = uuid.uuid4().hex
@@ -272,17 +271,16 @@ class EventBridge:
         }
 
     def shutdown(self) -> None:
-        """Stop the threads and close the Redis connections.
+        """Stop the threads and close the Redis connections; a second call
+        (the API's drain at SIGTERM, then its lifespan's end) waits for the
+        first. The subscriber thread is joined before its pub/sub is closed
+        (closing a redis-py connection another thread reads is not safe)."""
+        with self._shutdown_lock:
+            if not self._shut_down:
+                self._stop()
+                self._shut_down = True
 
-        The subscriber thread is joined before its pub/sub is closed: closing
-        a redis-py connection while another thread reads it is not safe. The
-        close afterwards (a no-op if the thread closed it) covers a thread
-        that did not finish in time. A second call (the API's drain at
-        SIGTERM, then its lifespan's end) does nothing.
-        """
-        if self._shut_down:
-            return
-        self._shut_down = True
+    def _stop(self) -> None:
         logger.info("Shutting down the event bridge")
         self._shutdown_event.set()
         join_if_running(self._subscriber_thread, timeout=5.0)
