@@ -89,7 +89,9 @@ class Settings(BaseSettings):
         ),
     )
     max_event_bytes: int = Field(
-        default=1_048_576,
+        # Below 1 MiB, websockets' default message limit (osism events
+        # watch, most clients): the frame adds the stream's fields to it.
+        default=1_000_000,
         gt=0,
         description="Largest body POST /v1/events takes (MAX_EVENT_BYTES)",
     )

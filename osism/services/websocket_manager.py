@@ -34,6 +34,7 @@ CLOSE_DROPPED = 1011
 # Close code sent to every client when the API stops (RFC 6455: going away).
 CLOSE_GOING_AWAY = 1001
 # Seconds between looks at what is left to deliver while stopping.
+CLOSE_FLUSH_TIMEOUT = 1.0  # seconds a client closed by the server has to read
 DRAIN_POLL_INTERVAL = 0.01
 # Most events the broadcaster fans out before it lets the senders run.
 BATCH_SIZE = 256
@@ -258,11 +259,17 @@ class WebSocketManager:
     ) -> None:
         """Close a client's connection on the server's initiative (a policy
         violation, the stop): it is forgotten, its sender stops, and it gets
-        the close frame with ``code``; logged at ``level``."""
+        the close frame with ``code``; logged at ``level``. What is queued
+        for it (the replies before a 1008, the error frame) is sent first,
+        for at most CLOSE_FLUSH_TIMEOUT seconds."""
         connection = self.connections.get(websocket)
         if connection is None:
             return
         self._forget(connection)
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + CLOSE_FLUSH_TIMEOUT
+        while connection.outbox and connection.outbox.pending and clock() < deadline:
+            await asyncio.sleep(DRAIN_POLL_INTERVAL)
         if connection.sender is not None:
             connection.sender.cancel()
         logger.log(

@@ -41,7 +41,7 @@ from tests.harness.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
-MAX_EVENT_BYTES = 1_048_576  # the default
+MAX_EVENT_BYTES = 1_000_000  # the default
 MAX_JSON_DEPTH = 32  # the default
 MAX_FILTER_VALUES = 5
 FRAMES_PER_SECOND = 5
@@ -91,7 +91,7 @@ def body_of_size(size: int, node: str) -> bytes:
 
 @pytest.mark.anyio
 async def test_a_body_declared_over_the_bound_is_413_before_it_is_sent(bounded):
-    # Two MiB declared, one byte sent: the answer cannot wait for the rest.
+    # Twice the bound declared, one byte sent: the answer cannot wait for the rest.
     answer = await anyio.to_thread.run_sync(
         lambda: post_declaring(bounded, 2 * MAX_EVENT_BYTES, b"{")
     )
@@ -100,7 +100,7 @@ async def test_a_body_declared_over_the_bound_is_413_before_it_is_sent(bounded):
 
     assert (answer.status, answer.json()) == (
         413,
-        {"detail": "the body is 2097152 bytes; at most 1048576 are taken"},
+        {"detail": "the body is 2000000 bytes; at most 1000000 are taken"},
     )
     assert (huge.status, huge.body) == (400, b"Invalid HTTP request received.")
     await still_streams(bounded)
@@ -108,14 +108,14 @@ async def test_a_body_declared_over_the_bound_is_413_before_it_is_sent(bounded):
 
 @pytest.mark.anyio
 async def test_a_chunked_body_is_413_as_soon_as_it_passes_the_bound(bounded):
-    # 17 chunks of 64 KiB, one more than the bound, and no final chunk: the
+    # 17 chunks of 64 KiB, more than the bound, and no final chunk: the
     # answer comes while the body has not ended.
     chunks = [b" " * 65536] * 17
     answer = await anyio.to_thread.run_sync(lambda: post_chunked(bounded, chunks))
 
     assert (answer.status, answer.json()) == (
         413,
-        {"detail": "the body is over 1048576 bytes"},
+        {"detail": "the body is over 1000000 bytes"},
     )
     await still_streams(bounded)
 
@@ -343,6 +343,12 @@ def settled_rss_kib(pid: int, timeout: float = 15.0) -> int:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug, open: the event history (EVENT_HISTORY_SIZE events) and "
+    "the frame cache of osism service api (1,024 texts) are bounded by count, "
+    "not by bytes, so a flood of large events keeps hundreds of MiB",
+)
 @pytest.mark.parametrize("launch", ["cli", "uvicorn"])
 @pytest.mark.anyio
 async def test_memory_returns_to_its_baseline_after_a_flood_of_large_posts(
