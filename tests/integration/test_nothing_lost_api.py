@@ -10,18 +10,21 @@ last event is older than the history. Each test counts per client what was
 sent and what arrived: nothing missing, nothing twice, order kept.
 """
 
+import json
 import signal
 import time
 
 import anyio
 import pytest
 
-from tests.harness import signals
+from tests.harness import EVENTS_PATH, signals
+from tests.harness.clients import wait_for_health
+from tests.harness.fast_clients import Connection
 from tests.harness.fixtures import MEASUREMENTS
 from tests.harness.pipeline import Pipeline, counters, start_pipeline
 from tests.harness.processes import STOP_DEADLINE
 from tests.harness.resuming_client import ResumingClient, all_arrived, reading
-from tests.harness.tally import figures_line
+from tests.harness.tally import Tally, figures_line
 from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.rabbitmq]
@@ -276,3 +279,71 @@ class TestSigtermDuringABurst:
         assert (
             on_a.close_codes[0] == GOING_AWAY
         ), f"A closed its client with {on_a.close_codes[0]}, not 1001 (Going Away)"
+
+    @pytest.mark.timeout(60)
+    @pytest.mark.anyio
+    async def test_a_client_behind_gets_everything_the_api_took_then_1001(
+        self, rabbitmq_server, redis_server, api_server, listener
+    ):
+        """A client that reads nothing while a burst goes through A (its
+        events wait in A's outbox and the kernel's buffers) starts reading
+        when A gets SIGTERM: it must get every event of the burst, then a
+        close with 1001."""
+        burst = 2000
+        pipe = start_pipeline(
+            rabbitmq_server,
+            redis_server,
+            api_server,
+            listener,
+            # The client behind is not dropped for its slowness meanwhile.
+            api_env={"WEBSOCKET_SEND_TIMEOUT": "30"},
+        )
+        behind = None
+        try:
+            a = pipe.apis[0]
+            behind = await anyio.to_thread.run_sync(
+                lambda: Connection.open(
+                    a.port,
+                    path=f"{EVENTS_PATH}?node_filters={pipe.node}",
+                    rcvbuf=4096,
+                )
+            )
+            witness = pipe.client("client that keeps up", a)
+            async with reading([witness]):
+                await wait_for_health(a, lambda h: h["websocket"]["clients"] == 2)
+                await anyio.to_thread.run_sync(pipe.flow.publish, burst)
+                # A has fanned out every event of the burst, also into the
+                # outbox of the client behind.
+                await all_arrived([witness], pipe.flow.sent, ARRIVAL_DEADLINE)
+            terminated_at = time.monotonic()
+            a.terminate()
+            connection = behind
+            found = await anyio.to_thread.run_sync(
+                lambda: connection.read_until_closed(quiet_s=10, total_s=30)
+            )
+            read_in = time.monotonic() - terminated_at
+            code = await anyio.to_thread.run_sync(a.wait_stopped)
+        finally:
+            pipe.close()
+            if behind is not None:
+                behind.close()
+
+        sent = pipe.flow.sent
+        tally = Tally("client behind")
+        for text in found.texts:
+            tally.add(json.loads(text))
+        MEASUREMENTS.append(
+            figures_line(
+                "API SIGTERM with a client behind by a burst",
+                sent,
+                [tally, witness.tally],
+                None,
+                f"the client behind read {len(found.texts)} frames and the close "
+                f"{found.close_code} in {read_in:.2f} s after SIGTERM; A exited "
+                f"({code})",
+            )
+        )
+        assert code in (0, -signal.SIGTERM)
+        witness.tally.check(sent)
+        tally.check(sent)
+        assert found.close_code == GOING_AWAY

@@ -26,7 +26,7 @@ from tests.harness.openstack_notifier import Notifier
 from tests.harness.pipeline import Pipeline, counters, start_pipeline
 from tests.harness.resuming_client import ResumingClient, all_arrived, reading
 from tests.harness.tally import figures_line
-from tests.harness.waiting import wait_until
+from tests.harness.waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.rabbitmq]
 
@@ -274,6 +274,13 @@ class TestSigtermWhileRedisIsOut:
                 lambda: first.wait_for_output("Redis cannot take events: holding")
             )
             code = await anyio.to_thread.run_sync(first.stop)
+            # The broker requeues what the listener held once its connection
+            # is closed: the whole burst is back in the queue.
+            await anyio.to_thread.run_sync(
+                lambda: wait_for(
+                    lambda: pipe.queued() >= burst, 5, "the burst back in the queue"
+                )
+            )
             queued = await anyio.to_thread.run_sync(pipe.queued)
             await anyio.to_thread.run_sync(pipe.redis.start)
             back_at = time.monotonic()
