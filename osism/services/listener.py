@@ -311,10 +311,9 @@ class Listener(ConsumerMixin):
         queue = self.queues[service]
         channel = connection.channel()
         try:
-            bound_queue = queue(channel)
             for queue_binding in queue.bindings:
                 queue_binding.declare(channel)
-                queue_binding.bind(bound_queue, channel=channel)
+                queue_binding.bind(queue, channel=channel)
         except connection.channel_errors as e:
             self.stats["exchange_missing"] += 1
             if service not in self._missing_reported:

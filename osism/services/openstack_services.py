@@ -162,10 +162,9 @@ def service_of(event_type: str) -> str:
 
 def service_of_publisher(publisher_id: str) -> Optional[str]:
     binary = publisher_id.split(".", 1)[0].split(":", 1)[0]
-    service_type = SERVICE_TYPE_BY_PUBLISHER.get(binary)
-    if service_type is None:
-        service_type = SERVICE_TYPE_BY_PUBLISHER.get(binary.split("-", 1)[0])
-    return service_type
+    # No name in the table has a "-": a topic is looked up as it is, a
+    # binary by its project prefix (``nova`` of ``nova-compute``).
+    return SERVICE_TYPE_BY_PUBLISHER.get(binary.split("-", 1)[0])
 
 
 def envelope_project(payload: Mapping[str, Any]) -> Optional[str]:

@@ -46,6 +46,8 @@ class FakeRedis:
         self.when_published: Callable[[], None] = lambda: None
         # A frozen Redis (SIGSTOP) answers nothing and fails nothing.
         self.frozen = False
+        # How each XADD asked to trim: (key, MAXLEN, approximately "~").
+        self.trims: List[Tuple[str, int, bool]] = []
         # Streams: key -> [(entry id, fields)], oldest first.
         self.streams: Dict[str, List[Tuple[str, Dict[str, str]]]] = {}
         self._next_entry = 0
@@ -188,6 +190,7 @@ class FakeClient:
         maxlen: int = 1_000_000,
         approximate: bool = True,
     ) -> str:
+        self.server.trims.append((key, maxlen, approximate))
         return self.server._xadd(key, fields, maxlen)
 
     def xrevrange(

@@ -6,6 +6,7 @@ import pytest
 
 from osism.services.client_frames import (
     MAX_EVENT_ID_LENGTH,
+    MAX_FILTER_VALUE_LENGTH,
     FrameError,
     Resume,
     SetFilters,
@@ -118,6 +119,33 @@ class TestParseClientFrame:
             parse_client_frame(text, LIMIT)
 
         assert str(raised.value) == message
+
+    def test_as_many_filter_values_as_allowed_are_taken_one_more_is_refused(self):
+        values = ["a", "b", "c"]
+
+        assert parse_client_frame(
+            frame(event_filters=values), LIMIT, max_filter_values=3
+        ) == SetFilters(values, None, None)
+        with pytest.raises(FrameError) as raised:
+            parse_client_frame(
+                frame(event_filters=[*values, "d"]), LIMIT, max_filter_values=3
+            )
+        assert str(raised.value) == "'event_filters' holds 4 values; at most 3"
+
+    def test_a_filter_value_of_the_longest_length_is_taken_one_longer_refused(
+        self,
+    ):
+        longest = "n" * MAX_FILTER_VALUE_LENGTH
+
+        assert parse_client_frame(frame(node_filters=[longest]), LIMIT) == SetFilters(
+            None, [longest], None
+        )
+        with pytest.raises(FrameError) as raised:
+            parse_client_frame(frame(node_filters=[longest + "n"]), LIMIT)
+        assert str(raised.value) == (
+            f"a value of 'node_filters' is longer than {MAX_FILTER_VALUE_LENGTH} "
+            "characters"
+        )
 
     def test_a_frame_over_the_limit_is_refused_by_its_utf8_size(self):
         text = frame(node_filters=["ü" * 600])

@@ -269,6 +269,14 @@ class TestSettings:
         delays = bridge._subscriber.restart_backoff.delays()
         assert [next(delays) for _ in range(3)] == [2.0, 2.0, 2.0]
 
+    def test_how_long_redis_has_to_answer_a_ping_comes_from_the_settings(
+        self, make_bridge
+    ):
+        bridge = make_bridge(redis_socket_timeout=2.5)
+
+        # Shown in public only by a Redis that stops answering for that long.
+        assert bridge._subscriber.answer_within == 2.5
+
     def test_how_long_kept_events_wait_for_subscribers_comes_from_the_settings(
         self, make_bridge
     ):
@@ -430,6 +438,22 @@ class TestOutages:
         assert len(published["origin"]) == 32
         assert api.health()["buffered"] == 0
         assert info("Published 1 kept events to Redis") in bridge_logs()
+
+    def test_kept_events_published_when_redis_is_back_are_in_the_history_too(
+        self, api, fake_redis, threads
+    ):
+        add(api, event(1), event(2))
+        fake_redis.come_back()
+
+        thread(threads, "reconnector").run()
+
+        published = fake_redis.messages(CHANNEL)
+        assert [m["event_type"] for m in published] == [
+            "before",
+            event(1)["event_type"],
+            event(2)["event_type"],
+        ]
+        assert fake_redis.stream_events(f"{CHANNEL}:history") == published
 
     def test_its_own_events_coming_back_are_not_delivered_twice(
         self, api, api_manager, fake_redis, threads

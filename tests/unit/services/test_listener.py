@@ -373,6 +373,19 @@ class TestHandingOver:
             for line in listener_logs()
         )
 
+    def test_a_notification_of_exactly_the_size_bound_is_handed_over(
+        self, make_listener, event_bridge, openstack
+    ):
+        openstack.queue_message("test-events-ironic", oslo(NOTIFICATION))
+        message = openstack.receive("test-events-ironic")
+        listener = make_listener(max_event_bytes=len(message.body))
+
+        listener.handle_message(message)
+
+        assert listener.stats["malformed"] == 0
+        assert handed_over(event_bridge) == [event()]
+        assert message.acknowledged
+
 
 class TestTopics:
     """LISTENER_EXCHANGES and LISTENER_TOPICS on the in-memory broker: each
@@ -528,6 +541,15 @@ class TestMalformedMessages:
 
         assert UNPICKLED == []
         event_bridge.publish_now.assert_not_called()
+
+    def test_every_one_is_counted(self, make_listener, openstack):
+        listener = make_listener()
+        for body in (["not", "a", "notification"], {"oslo.version": "2.0"}):
+            openstack.queue_message("test-events-ironic", body)
+            listener.handle_message(openstack.receive("test-events-ironic"))
+
+        assert listener.stats["malformed"] == 2
+        assert listener.stats["received"] == 2
 
     def test_is_acknowledged_and_not_requeued(self, make_listener, openstack):
         listener = make_listener()
@@ -780,10 +802,10 @@ def failing_connects(mocker) -> Callable[[int], None]:
     return fail
 
 
-def lose_connection_once(mocker) -> None:
-    """The first wait for messages finds the connection reset."""
+def lose_connection(mocker, times: int = 1) -> None:
+    """The first ``times`` waits for messages find the connection reset."""
     drain = Connection.drain_events
-    lost = [True]
+    lost = [True] * times
 
     def drain_events(connection: Connection, **kwargs: Any) -> Any:
         if lost.pop() if lost else False:
@@ -801,7 +823,7 @@ class TestReconnecting:
     ):
         openstack.start("ironic")
         openstack.start("nova")
-        lose_connection_once(mocker)
+        lose_connection(mocker)
         listener = make_listener()
 
         run_until(
@@ -824,12 +846,23 @@ class TestReconnecting:
         connected = [r for r in listener_logs() if "Connected to" in r[2]]
         assert len(connected) == 2
 
+    def test_every_lost_connection_is_counted_and_said(
+        self, make_listener, openstack, mocker, listener_logs
+    ):
+        lose_connection(mocker, times=2)
+        listener = make_listener()
+
+        run_until(listener, counted(listener, "connection_lost", 2))
+
+        lost = [r for r in listener_logs() if "Lost the connection" in r[2]]
+        assert len(lost) == 2
+
     def test_a_lost_connection_is_dropped_without_the_closing_handshake(
         self, make_listener, openstack, mocker
     ):
         """kombu's release would wait for a Close-Ok that a broker which
         stopped answering never sends."""
-        lose_connection_once(mocker)
+        lose_connection(mocker)
         collect = mocker.spy(Connection, "collect")
         release = mocker.spy(Connection, "release")
         listener = make_listener()
@@ -1009,6 +1042,20 @@ class TestServe:
 
         event_bridge.shutdown.assert_called_once_with()
         assert signal.getsignal(signal.SIGTERM) is record
+
+    def test_the_last_line_sums_up_what_was_received(
+        self, event_bridge, mocker, previous_handlers, listener_logs
+    ):
+        def consumed(listener: Listener) -> None:
+            listener.stats.update(received=5, handed_over=3, malformed=2)
+
+        mocker.patch.object(Listener, "run", autospec=True, side_effect=consumed)
+
+        serve(settings(), bridge=event_bridge)
+
+        assert listener_logs()[-1] == log(
+            logging.INFO, "Listener stopped (received 5, handed over 3, malformed 2)"
+        )
 
     def test_passwords_of_the_brokers_are_not_logged(
         self, event_bridge, mocker, previous_handlers, listener_logs

@@ -46,3 +46,14 @@ class TestNotificationQueue:
         for queue_binding in queue.bindings:
             assert queue_binding.exchange.type == "topic"
             assert queue_binding.exchange.passive is True
+
+
+class TestDescribe:
+    def test_names_the_exchange_and_the_routing_keys_of_every_topic(self):
+        cinder = NotificationSource("cinder", "openstack", ["notifications", "mine"])
+
+        assert cinder.describe() == (
+            "exchange openstack, routing keys "
+            "notifications.{info,warn,error,critical}, "
+            "mine.{info,warn,error,critical}"
+        )

@@ -80,6 +80,9 @@ class TestSeedShapedEvents:
             "baremetal.volumetarget.delete.end",
             "baremetal.allocation.create.end",
             "baremetal.runbook.create.end",
+            # However short the event type, its second segment names the object.
+            "baremetal.port",
+            "baremetal.allocation",
         ],
     )
     def test_other_ironic_objects_by_event_type_have_no_node(self, event_type):
@@ -273,6 +276,16 @@ class TestNodeAndResourceOfRealNotifications:
 
         assert subject == NotificationSubject("compute", "h1", None)
 
+    def test_an_ipv6_host_of_the_publisher_keeps_all_its_colons(self):
+        subject = subject_of("compute.libvirt.error", {}, "nova-compute:fd00::1")
+
+        assert subject == NotificationSubject("compute", "fd00::1", None)
+
+    def test_a_legacy_nova_kind_is_the_second_segment_however_short(self):
+        subject = subject_of("compute.libvirt", {}, "compute.h1")
+
+        assert subject == NotificationSubject("compute", "h1", None)
+
     @pytest.mark.parametrize("publisher_id", ["nova-compute", "nova-compute:"])
     def test_a_publisher_without_host_gives_no_node(self, publisher_id):
         payload = {"nova_object.data": {"ip": "10.0.0.1"}}
@@ -316,6 +329,9 @@ class TestNodeAndResourceOfRealNotifications:
             ("host1@lvm#pool", "host1"),
             ("host1#pool", "host1"),
             ("host1", "host1"),
+            # A backend or pool named with "@" or "#" stays out of the node.
+            ("host1@lvm@2#pool#a", "host1"),
+            ("host1#pool#a", "host1"),
             ("@lvm", None),
             ("", None),
             (None, None),
@@ -336,11 +352,33 @@ class TestNodeAndResourceOfRealNotifications:
             "port", {"port": {"id": "p1"}}, "network.h"
         ) == NotificationSubject("network", None, "p1")
 
+    def test_a_neutron_event_type_of_two_segments(self):
+        payload = {"router_interface": {"id": "r1"}}
+
+        assert subject_of(
+            "router.interface", payload, "network.h"
+        ) == NotificationSubject("network", None, "r1")
+
     def test_an_envelope_of_another_project_names_its_object(self):
         payload = {"cinder_object.data": {"id": "v1", "host": "h1@lvm"}}
 
         assert subject_of("volume.thing.end", payload, "x.y") == NotificationSubject(
             "volume", None, "v1"
+        )
+
+    @pytest.mark.parametrize(
+        "data, resource_id",
+        [
+            ({"uuid": "u1"}, "u1"),
+            ({"uuid": "u1", "id": "i1"}, "u1"),
+            ({"uuid": "", "id": "i1"}, "i1"),
+        ],
+    )
+    def test_an_envelope_of_another_project_prefers_the_uuid(self, data, resource_id):
+        payload = {"glance_object.data": data}
+
+        assert subject_of("image.thing.end", payload, "x.y") == NotificationSubject(
+            "image", None, resource_id
         )
 
     def test_an_unknown_service_has_no_subject(self):

@@ -171,3 +171,57 @@ def test_forgetting_drops_what_is_held_without_a_word(handover, redis):
 
     assert message.state == "UNACKED"
     assert handover.held == 0
+
+
+def test_every_notification_that_can_never_be_published_is_counted(handover, redis):
+    bad = [Message("bad1"), Message("bad2")]
+
+    for message in bad:
+        handover.offer(message, event(message.name, ValueError("not JSON")))
+
+    assert [m.state for m in bad] == ["REJECTED", "REJECTED"]
+    assert handover.stats["unpublishable"] == 2
+
+
+def test_one_unpublishable_among_held_ones_does_not_stop_the_rest(handover, redis):
+    redis.up = False
+    first = Message("first")
+    bad = Message("bad")
+    last = Message("last")
+    handover.offer(first, event("first"))
+    handover.offer(bad, event("bad", ValueError("not JSON")))
+    handover.offer(last, event("last"))
+    redis.up = True
+    handover.clock.now = 200.0
+
+    handover.retry_when_due()
+
+    assert [m.state for m in (first, bad, last)] == ["ACK", "REJECTED", "ACK"]
+    assert redis.published == ["first", "last"]
+    assert handover.held == 0
+
+
+def test_once_redis_is_back_a_new_notification_is_acknowledged_at_once(
+    handover, redis, clock
+):
+    redis.up = False
+    offer(handover, "a")
+    redis.up = True
+    clock.now = 200.0
+    handover.retry_when_due()
+
+    [fresh] = offer(handover, "b")
+
+    assert fresh.state == "ACK"
+    assert redis.published == ["a", "b"]
+
+
+def test_each_hand_over_is_logged_at_debug_level(handover, caplog):
+    caplog.set_level(logging.DEBUG, LOGGER)
+
+    offer(handover, "compute.instance.update", "baremetal.node.update.end")
+
+    assert caplog.messages == [
+        "Handed 'compute.instance.update' to Redis",
+        "Handed 'baremetal.node.update.end' to Redis",
+    ]

@@ -8,6 +8,7 @@ from typing import Any, Callable, List, Optional
 import pytest
 
 from osism.services.bridge.backlog import Backlog
+from osism.services.bridge.history import RedisHistory
 from osism.services.bridge.link import RedisLink
 from osism.services.bridge.publisher import Publisher
 from osism.services.bridge.receivers import Receivers
@@ -54,6 +55,7 @@ def make_side(
         subscriber_wait: float = 10.0,
         stop_after: Optional[int] = None,
         connect: bool = True,
+        history: Optional[RedisHistory] = None,
     ) -> PublishingSide:
         clock = FakeClock(1_700_000_000.0)
         shutdown = FakeShutdown(clock, stop_after)
@@ -76,6 +78,7 @@ def make_side(
             stats,
             reconnect=reconnect,
             on_connected=lambda: side.connected.append("connected"),
+            history=history,
         )
         publisher = Publisher(
             link,

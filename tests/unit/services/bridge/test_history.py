@@ -50,6 +50,14 @@ def test_the_stream_is_capped(fake_redis, client):
     assert ids(fake_redis.stream_events(KEY)) == ["e3", "e4", "e5"]
 
 
+def test_the_stream_is_trimmed_approximately(fake_redis, client):
+    # MAXLEN ~: Redis trims whole nodes of the stream, cheap on every event,
+    # rather than exactly (which costs on every XADD).
+    fill(RedisHistory(3), client, 2)
+
+    assert fake_redis.trims == [(KEY, 3, True), (KEY, 3, True)]
+
+
 def test_a_history_of_size_0_keeps_nothing(fake_redis, client):
     history = RedisHistory(0)
     fill(history, client, 2)
@@ -91,8 +99,9 @@ def test_since_an_event_no_longer_kept_gives_all_there_is(client):
     assert (ids(events), found) == (["e3", "e4", "e5"], False)
 
 
-def test_since_reads_page_by_page(client, monkeypatch):
-    monkeypatch.setattr(history_module, "PAGE", 2)
+@pytest.mark.parametrize("page", [2, 3])
+def test_since_reads_page_by_page(client, monkeypatch, page):
+    monkeypatch.setattr(history_module, "PAGE", page)
     history = RedisHistory(100)
     fill(history, client, 7)
 
@@ -101,6 +110,18 @@ def test_since_reads_page_by_page(client, monkeypatch):
         True,
     )
     assert history.since(client, CHANNEL, "nope")[0] == [event(n) for n in range(1, 8)]
+
+
+def test_a_smaller_history_reads_no_more_than_its_size(client, monkeypatch):
+    """EVENT_HISTORY_SIZE lowered: the stream still holds what a larger
+    history kept (until the next XADD trims it)."""
+    monkeypatch.setattr(history_module, "PAGE", 2)
+    fill(RedisHistory(100), client, 7)
+    smaller = RedisHistory(4)
+
+    assert ids(smaller.newest(client, CHANNEL)) == ["e4", "e5", "e6", "e7"]
+    events, found = smaller.since(client, CHANNEL, "e1")
+    assert (ids(events), found) == (["e4", "e5", "e6", "e7"], False)
 
 
 def test_entries_that_are_not_events_are_left_out(fake_redis, client):

@@ -6,6 +6,8 @@ from collections import Counter
 
 import pytest
 
+from osism.services.bridge.history import RedisHistory
+
 from tests.unit.services.bridge.conftest import CHANNEL, event
 from tests.unit.services.bridge_doubles import FakeThread
 from tests.unit.services.bridge_log_lines import debug, error, info, warning
@@ -76,6 +78,32 @@ class TestReconnecting:
             info("Published 3 kept events to Redis"),
             STOPPED,
         ]
+
+    def test_by_default_kept_events_are_published_and_kept_nowhere_else(
+        self, down, fake_redis
+    ):
+        kept(down, 1)
+        fake_redis.come_back()
+
+        down.reconnector.run()
+
+        assert fake_redis.messages(CHANNEL) == [event(1)]
+        assert fake_redis.streams == {}
+
+    def test_with_a_history_kept_events_go_into_the_stream_too(
+        self, make_side, fake_redis
+    ):
+        fake_redis.go_down()
+        side = make_side(history=RedisHistory(10))
+        side.receivers.keeps_unreceived(1)
+        fake_redis.add_subscribers(CHANNEL, 1)
+        kept(side, 1, 2)
+        fake_redis.come_back()
+
+        side.reconnector.run()
+
+        assert fake_redis.messages(CHANNEL) == [event(1), event(2)]
+        assert fake_redis.stream_events(f"{CHANNEL}:history") == [event(1), event(2)]
 
     def test_nothing_kept_means_no_published_log(self, down, fake_redis, bridge_logs):
         fake_redis.come_back()

@@ -319,6 +319,32 @@ class TestARedisThatStopsAnswering:
         assert reading.link.outage() is not None
         assert reading.subscriber.connected is False
 
+    def test_an_answer_that_comes_within_the_bound_is_in_time(
+        self, reading, fake_redis, bridge_logs
+    ):
+        fake_redis.frozen = True
+
+        def answers_again() -> None:
+            fake_redis.frozen = False
+            reading.publish(EVENT)
+
+        steps = [
+            lambda: reading.clock.advance(1.0),
+            # Pinged now; no answer for 2 s, then 3 s more: 5 s, the bound.
+            lambda: reading.clock.advance(2.0),
+            lambda: reading.clock.advance(3.0),
+            answers_again,
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert reading.delivered == [EVENT]
+        assert reading.stats["redis_errors"] == 0
+        assert reading.link.outage() is None
+        assert bridge_logs() == [SUBSCRIBED, STOPPED]
+
 
 class TestCatchingUpAfterSubscribing:
     def test_every_subscribe_that_succeeded_is_reported(
