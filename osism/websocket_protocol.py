@@ -33,6 +33,8 @@ from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from osism.services.frame_writer import DIRECT_WRITE
+
 
 class TextFrames:
     """Text frames encoded once, however many clients get them.
@@ -97,15 +99,43 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         try:
             if text is None:
                 self.conn.send_binary(message["bytes"])
-            elif self.conn.extensions or self.conn.state is not State.OPEN:
+            elif not self._write_text(text):
                 # Compressed per connection, or refused: websockets' way.
                 self.conn.send_text(text.encode())
-            else:
-                # What conn.send_text would add to the output, encoded once
-                # for all the clients that get the same event frame.
-                self.conn.writes.append(self.text_frames.encode(text))
         except InvalidState:
             raise ClientDisconnected() from None
+        self._schedule_flush()
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            # The app may write event frames without awaiting send (see
+            # osism.services.frame_writer).
+            scope["extensions"][DIRECT_WRITE] = {"writer": self}
+
+    def write_text_now(self, text: str) -> bool:
+        """Queue a text frame without waiting, behind what was sent before;
+        False when the connection cannot take it now: not open (yet), the
+        transport paused (the client does not read), or compressed."""
+        if not (self._is_open() and self.writable.is_set()) or self.disconnected:
+            return False
+        if not self._write_text(text):
+            return False
+        self._schedule_flush()
+        return True
+
+    def _write_text(self, text: str) -> bool:
+        """Add an uncompressed text frame to the output; False if the
+        connection compresses or is not open."""
+        if self.conn.extensions or self.conn.state is not State.OPEN:
+            return False
+        # What conn.send_text would add to the output, encoded once for all
+        # the clients that get the same event frame.
+        self.conn.writes.append(self.text_frames.encode(text))
+        return True
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)

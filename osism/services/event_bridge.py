@@ -25,7 +25,7 @@ from osism.services.bridge import wire
 from osism.services.bridge.backlog import Backlog
 from osism.services.bridge.catch_up import CatchUp
 from osism.services.bridge.delegation import Part as _Part
-from osism.services.bridge.delivery import Handover, LocalProcessor
+from osism.services.bridge.delivery import Handover, LocalProcessor, loop_of
 from osism.services.bridge.history import RedisHistory
 from osism.services.bridge.link import RedisLink, redis
 from osism.services.bridge.publisher import Publisher
@@ -103,6 +103,7 @@ class EventBridge:
             deliver=self._deliver_from_redis,
             on_subscribed=self._catch_up.after_subscribing,
             answer_within=settings.redis_socket_timeout,
+            loop_of=lambda: loop_of(self._websocket_manager),
         )
         receivers = Receivers(
             settings.redis_subscriber_wait,

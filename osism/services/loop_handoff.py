@@ -14,6 +14,14 @@ from typing import Callable, Generic, List, TypeVar
 T = TypeVar("T")
 
 
+def running_here(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when called on ``loop`` (in its thread, while it runs)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 class LoopHandoff(Generic[T]):
     """Delivers items to ``deliver`` on ``loop``, from any thread."""
 

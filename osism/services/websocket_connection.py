@@ -3,13 +3,17 @@ its filters and how an event is matched against them."""
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, List, Optional
+from typing import Any, Callable, FrozenSet, List, Optional, Tuple
 
 from starlette.websockets import WebSocket
 
 from osism.services.client_outbox import ClientOutbox
 from osism.services.event_message import EventMessage
+from osism.services.frame_writer import FrameWriter, frame_writer_of
 from osism.services.openstack_services import service_names, service_of
+
+# A client's filters as values, the same for clients that match alike.
+FilterKey = Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str]]
 
 
 def _filter_list(values: Iterable[str]) -> List[str]:
@@ -32,10 +36,13 @@ class WebSocketConnection:
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self.event_filters: List[str] = []
-        self.node_filters: List[str] = []
-        self.service_filters: List[str] = []
+        # Called whenever a filter list is replaced (see filter_groups).
+        self.on_filters_changed: Optional[Callable[[], None]] = None
+        self._filters: Tuple[List[str], List[str], List[str]] = ([], [], [])
+        self.filter_key: FilterKey = (frozenset(), frozenset(), frozenset())
         self.label = _client_label(websocket)
+        # Writes frames without a task when the server offers it.
+        self.writer: Optional[FrameWriter] = frame_writer_of(websocket)
         self.outbox: Optional[ClientOutbox] = None
         self.sender: Optional["asyncio.Task[None]"] = None
         # History sequence numbers up to which events are not sent live to
@@ -56,6 +63,43 @@ class WebSocketConnection:
             self.node_filters = _filter_list(node_filters)
         if service_filters is not None:
             self.service_filters = _filter_list(service_filters)
+
+    # A filter list is replaced, never changed in place: a new list is what
+    # regroups the clients (see filter_groups).
+    @property
+    def event_filters(self) -> List[str]:
+        return self._filters[0]
+
+    @event_filters.setter
+    def event_filters(self, values: List[str]) -> None:
+        self._replace_filters(0, values)
+
+    @property
+    def node_filters(self) -> List[str]:
+        return self._filters[1]
+
+    @node_filters.setter
+    def node_filters(self, values: List[str]) -> None:
+        self._replace_filters(1, values)
+
+    @property
+    def service_filters(self) -> List[str]:
+        return self._filters[2]
+
+    @service_filters.setter
+    def service_filters(self, values: List[str]) -> None:
+        self._replace_filters(2, values)
+
+    def _replace_filters(self, which: int, values: List[str]) -> None:
+        filters = list(self._filters)
+        filters[which] = values
+        self._filters = (filters[0], filters[1], filters[2])
+        # Clients whose filters hold the same values, in any order, match
+        # the same events.
+        event, node, service = self._filters
+        self.filter_key = (frozenset(event), frozenset(node), frozenset(service))
+        if self.on_filters_changed is not None:
+            self.on_filters_changed()
 
     def matches_filters(self, event: EventMessage) -> bool:
         """True when every non-empty filter list holds the event's value."""

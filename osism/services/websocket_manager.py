@@ -10,18 +10,25 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from osism.services.client_outbox import ClientOutbox, OutboxFull
+from osism.services.client_sending import CLOSE_DROPPED, ClientSending
 from osism.services.event_history import EventHistory, replay
 from osism.services.event_message import EventMessage, event_from_notification
+from osism.services.filter_groups import ConnectionRegistry
 from osism.services.websocket_connection import WebSocketConnection
 from osism.settings import Settings
 
 # The seed's names, importable from here as the seed has them.
-__all__ = ["EventMessage", "WebSocketConnection", "WebSocketManager"]
+__all__ = [
+    "CLOSE_DROPPED",
+    "EventMessage",
+    "WebSocketConnection",
+    "WebSocketDisconnect",
+    "WebSocketManager",
+]
 
 logger = logging.getLogger("osism.websocket")
 
@@ -29,8 +36,6 @@ logger = logging.getLogger("osism.websocket")
 # manager's settings are handed to it (see apply_settings).
 _DEFAULTS = Settings.model_construct()
 
-# Close code sent to a client the server drops (RFC 6455: internal error).
-CLOSE_DROPPED = 1011
 # Close code sent to every client when the API stops (RFC 6455: going away).
 CLOSE_GOING_AWAY = 1001
 # Seconds between looks at what is left to deliver while stopping.
@@ -61,7 +66,7 @@ class WebSocketManager:
     ) -> None:
         # What clients that resume are replayed from (see resume).
         self.history = EventHistory(history_size)
-        self.connections: Dict[WebSocket, WebSocketConnection] = {}
+        self.connections = ConnectionRegistry()
         self.event_queue: "asyncio.Queue[EventMessage]" = asyncio.Queue()
         self.send_timeout: float = send_timeout
         self.max_pending: int = max_pending
@@ -69,6 +74,7 @@ class WebSocketManager:
         # to it with call_soon_threadsafe (see the event bridge).
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.stats: Counter[str] = Counter()
+        self.sending = ClientSending(self.connections, self.stats, self)
         self._broadcaster_task: Optional["asyncio.Task[None]"] = None
 
     def apply_settings(self, settings: Settings) -> None:
@@ -178,14 +184,35 @@ class WebSocketManager:
         A notification that cannot be turned into an event is logged and
         counted, never raised.
         """
+        self._take_notification(
+            self.event_queue.put_nowait,
+            (event_type, payload, publisher_id, event_id, timestamp),
+        )
+
+    def deliver_notification(self, *notification: Any) -> None:
+        """What enqueue_notification does, for the bridge's hand-over on the
+        manager's loop: while nothing waits in the queue and the broadcaster
+        runs, the event is fanned out at once, in this turn of the loop.
+
+        Each event handed over then costs one wake-up of the loop, not a
+        second one for the broadcaster task; order is kept, since an event
+        goes behind the queue whenever the queue holds any.
+        """
+        if self.event_queue.empty() and self._broadcasting():
+            self._take_notification(self._fan_out_safely, notification)
+        else:
+            self._take_notification(self.event_queue.put_nowait, notification)
+
+    def _take_notification(
+        self, take: Callable[[EventMessage], None], notification: Tuple[Any, ...]
+    ) -> None:
         try:
-            event = event_from_notification(
-                event_type, payload, publisher_id, event_id, timestamp
-            )
-            self.event_queue.put_nowait(event)
+            event = event_from_notification(*notification)
         except Exception as e:
             self.stats["invalid"] += 1
-            logger.error("Error processing notification %r: %s", event_type, e)
+            logger.error("Error processing notification %r: %s", notification[0], e)
+            return
+        take(event)
 
     def remember(self, notifications: Iterable[Tuple[Any, ...]]) -> None:
         """Keep events in the history without sending them: the recent events
@@ -218,7 +245,7 @@ class WebSocketManager:
             self.history,
             connection,
             last_event_id,
-            lambda event: self._deliver(connection, event.to_json()),
+            lambda event: self.sending.deliver(connection, event.to_json()),
         )
         self.stats["replayed"] += reply.get("replayed", 0)
         self.stats["gaps"] += reply["type"] == "gap"
@@ -265,7 +292,7 @@ class WebSocketManager:
         connection = self.connections.get(websocket)
         if connection is None:
             return
-        self._forget(connection)
+        self.sending.forget(connection)
         clock = asyncio.get_running_loop().time
         deadline = clock() + CLOSE_FLUSH_TIMEOUT
         while connection.outbox and connection.outbox.pending and clock() < deadline:
@@ -279,7 +306,7 @@ class WebSocketManager:
             code,
             reason,
         )
-        await self._close_quietly(websocket, code, reason)
+        await self.sending.close_quietly(websocket, code, reason)
 
     def send_to(self, websocket: WebSocket, message: Dict[str, Any]) -> None:
         """Queue a frame for one client, behind the events already queued for it.
@@ -289,14 +316,13 @@ class WebSocketManager:
         """
         connection = self.connections.get(websocket)
         if connection is not None:
-            self._deliver(connection, json.dumps(message))
+            self.sending.deliver(connection, json.dumps(message))
 
     def health(self) -> Dict[str, Any]:
         return {
             "clients": len(self.connections),
             "queue": self.event_queue.qsize(),
-            "broadcaster_running": self._broadcaster_task is not None
-            and not self._broadcaster_task.done(),
+            "broadcaster_running": self._broadcasting(),
             "history": len(self.history),
             "counters": {
                 name: self.stats[name]
@@ -323,6 +349,10 @@ class WebSocketManager:
             )
         )
 
+    def _broadcasting(self) -> bool:
+        task = self._broadcaster_task
+        return task is not None and not task.done()
+
     def _ensure_broadcaster(self) -> None:
         if self._broadcaster_task is None or self._broadcaster_task.done():
             self._broadcaster_task = asyncio.create_task(self._broadcast_events())
@@ -343,7 +373,7 @@ class WebSocketManager:
                     logger.info("Event broadcaster cancelled")
                     break
         finally:
-            self._stop_senders()
+            self.sending.stop_senders()
 
     def _fan_out_batch(self, event: EventMessage) -> None:
         """Fan out ``event`` and up to BATCH_SIZE - 1 events queued behind it.
@@ -356,10 +386,13 @@ class WebSocketManager:
         while len(batch) < BATCH_SIZE and not self.event_queue.empty():
             batch.append(self.event_queue.get_nowait())
         for event in batch:
-            try:
-                self._fan_out(event)
-            except Exception as e:
-                logger.error("Error in event broadcaster: %s", e)
+            self._fan_out_safely(event)
+
+    def _fan_out_safely(self, event: EventMessage) -> None:
+        try:
+            self._fan_out(event)
+        except Exception as e:
+            logger.error("Error in event broadcaster: %s", e)
 
     def _fan_out(self, event: EventMessage) -> None:
         if event.source != HEARTBEAT_SOURCE:
@@ -373,13 +406,13 @@ class WebSocketManager:
         self.stats["received"] += 1
         frame = None
         sent_count = 0
-        for connection in list(self.connections.values()):
-            if not connection.matches_filters(event):
+        for matcher, members in self.connections.groups():
+            if not matcher.matches_filters(event):
                 continue
             if frame is None:
                 frame = event.to_json()
-            if self._deliver(connection, frame):
-                sent_count += 1
+            for connection in members:
+                sent_count += self.sending.deliver(connection, frame)
         self.stats["broadcast"] += sent_count
         logger.debug(
             "Event %s sent to %d of %d clients",
@@ -387,64 +420,6 @@ class WebSocketManager:
             sent_count,
             len(self.connections),
         )
-
-    def _deliver(self, connection: WebSocketConnection, frame: str) -> bool:
-        """Queue ``frame`` for the client; False if its outbox refused it."""
-        if connection.outbox is None:
-            connection.outbox = ClientOutbox(
-                connection.websocket.send_text,
-                send_timeout=self.send_timeout,
-                max_pending=self.max_pending,
-            )
-            connection.sender = asyncio.create_task(self._run_sender(connection))
-        return connection.outbox.put(frame)
-
-    async def _run_sender(self, connection: WebSocketConnection) -> None:
-        """Drain one client's outbox; on the first failure, drop the client."""
-        assert connection.outbox is not None
-        try:
-            await connection.outbox.drain_forever()
-        except WebSocketDisconnect:
-            self._forget(connection)
-            logger.info("WebSocket client %s went away", connection.label)
-            return
-        except TimeoutError:
-            level = logging.WARNING
-            reason = f"a send took longer than {self.send_timeout:g} s"
-        except OutboxFull as e:
-            level = logging.WARNING
-            reason = f"it fell behind: {e}"
-        except Exception as e:
-            level = logging.ERROR
-            reason = f"error sending to it: {e!r}"
-        self._forget(connection)
-        self.stats["dropped"] += 1
-        logger.log(level, "Dropped WebSocket client %s: %s", connection.label, reason)
-        await self._close_quietly(connection.websocket)
-
-    def _forget(self, connection: WebSocketConnection) -> None:
-        if self.connections.get(connection.websocket) is connection:
-            del self.connections[connection.websocket]
-
-    async def _close_quietly(
-        self, websocket: WebSocket, code: int = CLOSE_DROPPED, reason: str = ""
-    ) -> None:
-        """Tell a dropped client so; it may be gone or stuck, which is fine."""
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                if reason:
-                    await websocket.close(code=code, reason=reason)
-                else:
-                    await websocket.close(code=code)
-        except Exception as e:
-            logger.debug("Closing a dropped WebSocket client failed: %r", e)
-
-    def _stop_senders(self) -> None:
-        for connection in self.connections.values():
-            if connection.sender is not None:
-                connection.sender.cancel()
-            connection.sender = None
-            connection.outbox = None
 
 
 websocket_manager = WebSocketManager()

@@ -18,12 +18,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from osism.services.bridge import threads, wire
 from osism.services.bridge.wire import Event
 from osism.services.event_buffer import EventBuffer
-from osism.services.loop_handoff import LoopHandoff
+from osism.services.loop_handoff import LoopHandoff, running_here
 
 logger = logging.getLogger("osism.event_bridge")
 
 # What the manager is given of an event: event type, payload, publisher id,
-# event id, timestamp (see WebSocketManager.enqueue_notification).
+# event id, timestamp (see WebSocketManager.deliver_notification).
 Notification = Tuple[str, Dict[str, Any], Optional[str], Optional[str], Optional[str]]
 
 
@@ -35,6 +35,12 @@ def notification_of(event: Event) -> Notification:
         wire.id_of(event),
         wire.text_of(event, wire.TIMESTAMP_KEY),
     )
+
+
+def loop_of(manager: Any) -> Optional[asyncio.AbstractEventLoop]:
+    """The loop ``manager`` runs on, once it recorded one."""
+    loop = getattr(manager, "loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
 
 
 # Seconds the processor waits for an event; bounds how long shutdown waits.
@@ -59,9 +65,13 @@ class Handover:
         try:
             notification = notification_of(event)
             event_type, payload, publisher_id = notification[:3]
-            loop = getattr(manager, "loop", None)
-            if isinstance(loop, asyncio.AbstractEventLoop):
-                self._handoff_to(manager, loop).submit(notification)
+            loop = loop_of(manager)
+            if loop is not None:
+                if running_here(loop):
+                    # Read on the manager's loop (see loop_reader).
+                    manager.deliver_notification(*notification)
+                else:
+                    self._handoff_to(manager, loop).submit(notification)
                 return
             # The seed's call, with what the event has beyond the seed's.
             extra = () if publisher_id is None else (publisher_id,)
@@ -85,8 +95,8 @@ class Handover:
         resume, without sending them (on its loop, when it runs one)."""
         manager = self.manager
         notifications = [notification_of(event) for event in events]
-        loop = getattr(manager, "loop", None)
-        if isinstance(loop, asyncio.AbstractEventLoop):
+        loop = loop_of(manager)
+        if loop is not None:
             loop.call_soon_threadsafe(manager.remember, notifications)
         else:
             manager.remember(notifications)
@@ -97,7 +107,7 @@ class Handover:
         handoff = self._handoff
         if handoff is None or handoff.loop is not loop or handoff.owner is not manager:
             handoff = self._handoff = LoopHandoff(
-                loop, lambda item: manager.enqueue_notification(*item), manager
+                loop, lambda item: manager.deliver_notification(*item), manager
             )
         return handoff
 

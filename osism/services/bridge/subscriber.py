@@ -12,15 +12,17 @@ The pub/sub object is this part's: only its thread, or anyone while that
 thread does not run, replaces it (see :meth:`Subscriber.owned_here`).
 """
 
+import asyncio
 import json
 import logging
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from osism.services.bridge import threads, wire
 from osism.services.bridge.link import RedisLink
+from osism.services.bridge.loop_reader import LoopReader
 from osism.services.bridge.wire import Event
 from osism.services.retry import Backoff
 
@@ -53,7 +55,12 @@ class Subscriber:
         on_subscribed: Callable[[], None] = lambda: None,
         answer_within: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        loop_of: Callable[[], Optional[asyncio.AbstractEventLoop]] = lambda: None,
     ) -> None:
+        # The loop that reads the channel instead of this thread, if any
+        # (the WebSocket manager's, see loop_reader).
+        self.loop_of = loop_of
+        self._reader: Optional[LoopReader] = None
         # Seconds Redis has to answer a ping (REDIS_SOCKET_TIMEOUT).
         self.answer_within = answer_within
         self.clock = clock
@@ -101,6 +108,7 @@ class Subscriber:
             self._close(pubsub)
 
     def _close(self, pubsub: Any) -> None:
+        self._stop_loop_reading()
         try:
             pubsub.close()
         except Exception as e:
@@ -148,15 +156,17 @@ class Subscriber:
                         pubsub = self.pubsub
                         if pubsub is None:
                             raise ConnectionError("not connected to Redis")
-                        self._ping_when_quiet(pubsub)
-                        message = pubsub.get_message(timeout=READ_TIMEOUT)
-                        if message is not None:
-                            self._heard()
+                        reader = self._loop_reader(pubsub)
+                        if reader is not None:
+                            self._ping_when_quiet(reader)
+                            reader.wait(READ_TIMEOUT)
+                        else:
+                            self._ping_when_quiet(pubsub)
+                            self.take(pubsub.get_message(timeout=READ_TIMEOUT))
                         retry_count = 0
                         self.connected = True
-                        if message is not None and message["type"] == "message":
-                            self.handle(message["data"])
                 except Exception as e:
+                    self._stop_loop_reading()
                     if self.shutdown.is_set():
                         # shutdown() closing the connection under us; not an
                         # outage, so no reconnect.
@@ -183,6 +193,33 @@ class Subscriber:
             if self.pubsub is not None:
                 self._close(self.pubsub)
             logger.info("Redis subscriber stopped")
+
+    def take(self, message: Optional[Dict[str, Any]]) -> None:
+        """What a read of the pub/sub gave (None: nothing came)."""
+        if message is None:
+            return
+        self._heard()
+        if message["type"] == "message":
+            self.handle(message["data"])
+
+    def _loop_reader(self, pubsub: Any) -> Optional[LoopReader]:
+        """The reader that reads ``pubsub`` on the manager's loop, attached
+        if it was not; None where this thread reads itself (no loop runs,
+        or it does not take the socket)."""
+        reader = self._reader
+        if reader is not None and reader.pubsub is pubsub:
+            return reader
+        self._stop_loop_reading()
+        loop = self.loop_of()
+        if loop is None or not loop.is_running():
+            return None
+        if reader is None or reader.loop is not loop:
+            reader = self._reader = LoopReader(loop, self.take)
+        return reader if reader.attach(pubsub) else None
+
+    def _stop_loop_reading(self) -> None:
+        if self._reader is not None:
+            self._reader.detach()
 
     def _heard(self) -> None:
         self._heard_at = self.clock()

@@ -514,7 +514,7 @@ class TestProcessSingleEvent:
         finally:
             loop.close()
 
-        manager.enqueue_notification.assert_called_once_with(
+        manager.deliver_notification.assert_called_once_with(
             EVENT_TYPE, PAYLOAD, None, None, None
         )
 

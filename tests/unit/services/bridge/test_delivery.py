@@ -80,9 +80,9 @@ class TestHandingOver:
 
         handover.hand_over(EVENT)
 
-        manager.enqueue_notification.assert_not_called()
+        manager.deliver_notification.assert_not_called()
         loop.run_until_complete(asyncio.sleep(0))
-        manager.enqueue_notification.assert_called_once_with(
+        manager.deliver_notification.assert_called_once_with(
             EVENT_TYPE, PAYLOAD, None, None, None
         )
         manager.broadcast_event_from_notification.assert_not_called()
@@ -101,7 +101,7 @@ class TestHandingOver:
 
         assert wake_ups.call_count == 1
 
-        assert [c.args[0] for c in manager.enqueue_notification.call_args_list] == [
+        assert [c.args[0] for c in manager.deliver_notification.call_args_list] == [
             EVENT_TYPE,
             "second",
         ]
@@ -123,9 +123,9 @@ class TestHandingOver:
         finally:
             other_loop.close()
 
-        assert first.enqueue_notification.call_count == 1
-        assert second.enqueue_notification.call_count == 1
-        assert handover.manager.enqueue_notification.call_count == 1
+        assert first.deliver_notification.call_count == 1
+        assert second.deliver_notification.call_count == 1
+        assert handover.manager.deliver_notification.call_count == 1
 
     @pytest.mark.parametrize(
         "publisher_id, handed_over",
@@ -144,7 +144,7 @@ class TestHandingOver:
         handover.hand_over({**EVENT, "publisher_id": publisher_id})
         loop.run_until_complete(asyncio.sleep(0))
 
-        manager.enqueue_notification.assert_called_once_with(
+        manager.deliver_notification.assert_called_once_with(
             EVENT_TYPE, PAYLOAD, handed_over, None, None
         )
 
@@ -156,7 +156,7 @@ class TestHandingOver:
         handover.hand_over(event)
         loop.run_until_complete(asyncio.sleep(0))
 
-        manager.enqueue_notification.assert_called_once_with(
+        manager.deliver_notification.assert_called_once_with(
             EVENT_TYPE, PAYLOAD, None, "e-1", "2026-12-06T00:00:00Z"
         )
 
@@ -169,7 +169,7 @@ class TestHandingOver:
 
         handover.hand_over(EVENT)
 
-        handover.manager.enqueue_notification.assert_not_called()
+        handover.manager.deliver_notification.assert_not_called()
         assert handover.stats == Counter({"dropped": 1})
         assert bridge_logs() == [
             error(

@@ -1,0 +1,167 @@
+"""Reading the Redis channel on the API's event loop instead of in a thread.
+
+The subscriber thread reading the channel costs two wake-ups per event at a
+steady rate: the thread wakes for the message and hands it to the loop, which
+wakes again (and the two take turns at the GIL). Where the WebSocket manager
+runs an asyncio loop, the subscriber hands the reading of its pub/sub socket
+to that loop instead (``loop.add_reader``): a message wakes the loop once,
+and is fanned out in the same turn. The thread stays what supervises the
+connection: it subscribes, catches up, pings a quiet Redis, waits here for a
+read that failed, and reconnects, as it does when it reads itself.
+
+Every read of the pub/sub happens on the loop while it is attached; the
+thread touches the pub/sub again only after :meth:`LoopReader.detach`, which
+waits until the loop let go of the socket.
+"""
+
+import asyncio
+import logging
+import threading
+from typing import Any, Callable, Dict, Optional
+
+from osism.services.loop_handoff import running_here
+
+logger = logging.getLogger("osism.event_bridge")
+
+# Seconds the supervising thread waits for the loop to take up or let go of
+# the socket; a loop that does not answer in time is stopping or stuck.
+LOOP_ANSWER_TIMEOUT = 2.0
+# Seconds the loop waits for the rest of a message whose start has arrived
+# (a large event comes in several segments). Only a Redis that stops in the
+# middle of a message makes the loop wait that long; the read then fails.
+REST_OF_MESSAGE_TIMEOUT = 1.0
+
+
+def socket_of(pubsub: Any) -> Optional[int]:
+    """The file descriptor of ``pubsub``'s connection, if it has one.
+
+    redis-py offers no public accessor: ``connection._sock`` is the socket
+    of a connected ``redis.Connection`` (redis is pinned in the Pipfile;
+    tests/integration/test_event_bridge_redis.py reads a real one)."""
+    sock = getattr(getattr(pubsub, "connection", None), "_sock", None)
+    return None if sock is None else sock.fileno()
+
+
+class LoopReader:
+    """Reads a pub/sub on ``loop``, handing every message to ``take`` there."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, take: Callable[[Dict[str, Any]], None]
+    ) -> None:
+        self.loop = loop
+        self.take = take
+        self._pubsub: Any = None
+        self._fd: Optional[int] = None
+        self._failed = threading.Event()
+        self._failure: Optional[BaseException] = None
+
+    @property
+    def pubsub(self) -> Any:
+        """The pub/sub the loop reads, None while detached."""
+        return self._pubsub
+
+    def attach(self, pubsub: Any) -> bool:
+        """Have the loop read ``pubsub`` from now on (what is buffered
+        already included); False when the loop does not take it."""
+        fd = socket_of(pubsub)
+        if fd is None:
+            return False
+        self._failed.clear()
+        self._failure = None
+        self._pubsub, self._fd = pubsub, fd
+        if self._on_loop(self._start):
+            return True
+        self._pubsub = self._fd = None
+        return False
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds; raises what a read on the loop raised."""
+        if self._failed.wait(timeout):
+            failure = self._failure
+            self.detach()
+            assert failure is not None
+            raise failure
+
+    def ping(self) -> None:
+        """Ping Redis from the loop (the answer is read there)."""
+        if self._pubsub is not None:
+            self._on_loop(self._ping, wait=False)
+
+    def detach(self) -> None:
+        """Stop reading; once this returns the loop no longer touches the pub/sub."""
+        if self._pubsub is not None:
+            self._on_loop(self._stop)
+            self._pubsub = self._fd = None
+
+    def _on_loop(self, work: Callable[[], None], wait: bool = True) -> bool:
+        """Run ``work`` on the loop (at once when called there); with
+        ``wait``, True once it ran, False when the loop is closed or did not
+        get to it within LOOP_ANSWER_TIMEOUT."""
+        if running_here(self.loop):
+            work()
+            return True
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                done.set()
+
+        try:
+            self.loop.call_soon_threadsafe(run)
+        except RuntimeError:
+            return False
+        return not wait or done.wait(LOOP_ANSWER_TIMEOUT)
+
+    def _start(self) -> None:
+        assert self._fd is not None
+        self.loop.add_reader(self._fd, self._read)
+        # What the subscriber read into its buffer already would not wake
+        # the loop.
+        self._read()
+
+    def _stop(self) -> None:
+        if self._fd is not None:
+            self.loop.remove_reader(self._fd)
+
+    # Reads and pings go to the connection itself: the pub/sub's own methods
+    # reconnect after a failure, which would block the loop while a Redis
+    # that is gone does not answer; reconnecting is the thread's job.
+
+    def _ping(self) -> None:
+        try:
+            if self._pubsub is not None:
+                self._connection().send_command("PING")
+        except Exception as e:
+            self._fail(e)
+
+    def _read(self) -> None:
+        """Take every message that can be read without waiting."""
+        try:
+            while self._pubsub is not None:
+                connection = self._connection()
+                if not connection.can_read(timeout=0):
+                    return
+                response = connection.read_response(
+                    disconnect_on_error=False,
+                    push_request=True,
+                    timeout=REST_OF_MESSAGE_TIMEOUT,
+                )
+                message = self._pubsub.handle_message(response)
+                if message is not None:
+                    self.take(message)
+        except Exception as e:
+            self._fail(e)
+
+    def _connection(self) -> Any:
+        connection = getattr(self._pubsub, "connection", None)
+        if connection is None:
+            raise ConnectionError("the Redis subscription has no connection")
+        return connection
+
+    def _fail(self, error: BaseException) -> None:
+        """Stop reading and tell the supervising thread why."""
+        self._stop()
+        self._failure = error
+        self._failed.set()

@@ -1,0 +1,38 @@
+"""Writing a client's frames straight to its connection, without a task.
+
+An event reaches every matching client in one pass of the broadcaster: the
+frame is handed to each client's connection as it is, with no task woken
+per client. That takes a server whose WebSocket protocol offers it: osism's
+own (``osism.websocket_protocol``, which ``osism service api`` runs) puts
+itself into the ASGI scope's extensions under :data:`DIRECT_WRITE`. Under
+any other server, or for a client the protocol cannot take a frame from
+right now (its transport is paused because it does not read, the
+connection is closing, frames are compressed per connection), the frame
+goes through the client's outbox and sender task instead (see
+``client_outbox``).
+"""
+
+from typing import Any, Optional, Protocol
+
+# The ASGI scope extension under which the server offers a FrameWriter:
+# scope["extensions"][DIRECT_WRITE] == {"writer": <FrameWriter>}.
+DIRECT_WRITE = "osism.direct_write"
+
+
+class FrameWriter(Protocol):
+    def write_text_now(self, text: str) -> bool:
+        """Queue ``text`` as a text frame on the connection, in order with
+        everything sent before, without waiting; False (and nothing queued)
+        when the connection cannot take it at once."""
+
+
+def frame_writer_of(websocket: Any) -> Optional[FrameWriter]:
+    """The FrameWriter the server offers for ``websocket``'s connection, if any."""
+    scope = getattr(websocket, "scope", None)
+    if not isinstance(scope, dict):
+        return None
+    offer = scope.get("extensions", {}).get(DIRECT_WRITE)
+    if not isinstance(offer, dict):
+        return None
+    writer: Optional[FrameWriter] = offer.get("writer")
+    return writer
