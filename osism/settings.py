@@ -199,6 +199,15 @@ class Settings(BaseSettings):
             "API process and in Redis (EVENT_HISTORY_SIZE)"
         ),
     )
+    event_history_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Bytes of event JSON, about, an API process keeps for clients that "
+            "resume; the oldest events go when this or EVENT_HISTORY_SIZE is "
+            "reached (EVENT_HISTORY_MAX_BYTES)"
+        ),
+    )
     shutdown_drain_timeout: float = Field(
         default=5.0,
         ge=0,

@@ -42,13 +42,21 @@ class TextFrames:
     Server frames are not masked, so without compression the bytes of a
     text frame depend on its text alone. The WebSocket manager serialises
     each event once and hands the same ``str`` object to every client that
-    gets it; the frames are kept by that object's identity for the last
-    ``size`` texts (a batch of events fans out to every client before the
-    next one starts).
+    gets it; the frames are kept by that object's identity, the newest
+    first to stay: at most ``size`` of them, of together at most about
+    ``max_bytes`` (a frame and its text). A batch of events fans out to
+    every client before the next one starts, so this only needs to hold a
+    batch's frames (256 events of 8 KiB in the default bound); a batch of
+    larger events is encoded again for some clients instead of being kept
+    in memory long after it was sent. A frame larger than the bound alone
+    is not kept.
     """
 
-    def __init__(self, size: int = 1024) -> None:
+    def __init__(self, size: int = 1024, max_bytes: int = 4 * 1024 * 1024) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        # The sum of the kept frames' and texts' lengths.
+        self.nbytes = 0
         self._frames: Dict[int, Tuple[str, bytes]] = {}
 
     def encode(self, text: str) -> bytes:
@@ -56,10 +64,18 @@ class TextFrames:
         if kept is not None and kept[0] is text:
             return kept[1]
         frame = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
-        if len(self._frames) >= self.size:
-            del self._frames[next(iter(self._frames))]
+        nbytes = len(text) + len(frame)
+        if nbytes > self.max_bytes:
+            return frame
+        frames = self._frames
+        while frames and (
+            len(frames) >= self.size or self.nbytes + nbytes > self.max_bytes
+        ):
+            oldest_text, oldest_frame = frames.pop(next(iter(frames)))
+            self.nbytes -= len(oldest_text) + len(oldest_frame)
         # The text is kept with its frame, so its id is not reused meanwhile.
-        self._frames[id(text)] = (text, frame)
+        frames[id(text)] = (text, frame)
+        self.nbytes += nbytes
         return frame
 
 

@@ -83,8 +83,7 @@ class WebSocketManager:
         the app hands its settings to the module's singleton."""
         self.send_timeout = settings.websocket_send_timeout
         self.max_pending = settings.websocket_max_pending
-        if settings.event_history_size != self.history.size:
-            self.history = EventHistory(settings.event_history_size)
+        self.history.apply_settings(settings)
 
     async def start(self) -> None:
         """Record the running loop and start the broadcaster if it is not running."""

@@ -366,8 +366,13 @@ async def test_nobody_without_the_read_token_gets_an_event_nor_without_the_write
         )
         # Anything an attacker might have put in was posted before the last
         # legitimate event: on the channel, it would have come before it.
-        while pubsub.get_message(timeout=0.2) is not None:
-            pass
+        # Whatever follows within a moment is read too.
+        while True:
+            message = pubsub.get_message(timeout=0.2)
+            if message is None:
+                break
+            if message["type"] == "message":
+                published.append(json.loads(message["data"]))
 
     assert refused_reads == {
         name: (403, ORIGIN_REFUSED_WS) if "origin" in name else (401, READ_REFUSED)
@@ -565,14 +570,16 @@ async def test_a_hundred_filter_changes_at_info_add_no_line_per_frame(json_serve
     def new_lines() -> List[str]:
         return server.output().splitlines()[before:]
 
-    # Two clients connected and went away: four lines of osism, and
-    # uvicorn's own about the two WebSockets.
+    # Two clients connected and went away, one event was posted: a few
+    # lines of osism's and uvicorn's own; a line per frame would be 100.
     wait_for(
         lambda: sum("disconnected" in line for line in new_lines()) >= 2,
         what="both clients' disconnect lines",
     )
     assert not [line for line in new_lines() if node in line or "filter" in line]
-    assert len(new_lines()) <= 10, new_lines()
+    osism_lines = [line for line in new_lines() if not uvicorns_own(line)]
+    assert len(osism_lines) <= 6, osism_lines
+    assert len(new_lines()) < 20, new_lines()
 
 
 @pytest.mark.anyio

@@ -275,6 +275,35 @@ class TestTextFrames:
     def test_the_frame_is_an_unmasked_text_frame(self):
         assert TextFrames().encode("hé") == b"\x81\x03h\xc3\xa9"
 
+    def test_the_frames_kept_are_bounded_by_bytes(self):
+        # A text of 100 bytes and its frame of 102: 202 bytes each.
+        frames = TextFrames(size=10, max_bytes=500)
+        texts = [str(n) * 100 for n in range(4)]
+        first = [frames.encode(text) for text in texts]
+
+        assert frames.nbytes == 2 * 202
+        # The newest two are kept (looked up first: a miss evicts).
+        assert frames.encode(texts[3]) is first[3]
+        assert frames.encode(texts[2]) is first[2]
+        assert frames.encode(texts[0]) is not first[0]
+
+    def test_a_frame_larger_than_the_bound_is_not_kept(self):
+        frames = TextFrames(max_bytes=500)
+        small, large = "s" * 10, "l" * 300
+        kept = frames.encode(small)
+
+        assert frames.encode(large) is not frames.encode(large)
+        assert frames.encode(small) is kept
+        assert frames.nbytes == 10 + 12
+
+    def test_by_default_a_batch_of_events_of_8_kib_is_kept(self):
+        frames = TextFrames()
+        texts = [str(n % 10) * 8000 for n in range(256)]
+        first = [frames.encode(text) for text in texts]
+
+        assert all(frames.encode(text) is kept for text, kept in zip(texts, first))
+        assert frames.encode("x" * 2_000_000) is not frames.encode("x" * 2_000_000)
+
 
 class TestSharedTextFrames:
     async def test_clients_that_get_the_same_text_get_the_same_frame(

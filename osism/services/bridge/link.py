@@ -65,8 +65,8 @@ class RedisLink:
     ``host_configured`` says whether REDIS_HOST was set: an API process that
     was not told where Redis is and finds nothing at the default host runs
     embedded (:attr:`absent`) instead of reporting an outage. An empty
-    ``host`` turns Redis off (:attr:`disabled`). ``clock`` gives the wall
-    clock time of the outage bookkeeping.
+    ``host`` without a ``url`` turns Redis off (:attr:`disabled`). ``clock``
+    gives the wall clock time of the outage bookkeeping.
     """
 
     def __init__(
@@ -94,7 +94,9 @@ class RedisLink:
         self.channel = channel
         self.socket_timeout = socket_timeout
         self.host_configured = host_configured or url is not None
-        self.disabled = not host
+        # Off only when told neither a URL nor a host: a URL without a host
+        # (unix:///run/redis.sock, redis:///0) still names a Redis.
+        self.disabled = url is None and not host
         self.lock = threading.RLock()
         # The connected client (None while Redis does not answer) and the one
         # client ever made, which later attempts ping again.

@@ -1259,10 +1259,12 @@ class TestResume:
 
         assert len(manager.history) == 0
 
-    async def test_the_history_size_is_a_setting(self, manager):
-        manager.apply_settings(Settings(event_history_size=3))
+    async def test_the_history_bounds_are_settings(self, manager):
+        manager.apply_settings(
+            Settings(event_history_size=3, event_history_max_bytes=4096)
+        )
 
-        assert manager.history.size == 3
+        assert (manager.history.size, manager.history.max_bytes) == (3, 4096)
 
 
 @pytest.mark.anyio

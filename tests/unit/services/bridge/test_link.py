@@ -370,6 +370,26 @@ class TestAccess:
         assert link.host_configured is True
         assert link.disabled is False
 
+    @pytest.mark.parametrize(
+        "url", ["unix:///run/redis.sock", "redis:///0", "unix:///run/redis.sock?db=2"]
+    )
+    def test_a_url_without_a_host_still_names_a_redis(
+        self, url, fake_redis, mocker, bridge_logs
+    ):
+        from_url = mocker.patch(
+            "osism.services.event_bridge.redis.Redis.from_url",
+            side_effect=lambda url, **kwargs: fake_redis.client(url=url, **kwargs),
+        )
+        link = RedisLink.from_settings(
+            Settings(redis_url=SecretStr(url), redis_host="")
+        )
+
+        assert link.disabled is False
+        assert link.connect(serving=True) is not None
+        from_url.assert_called_once()
+        assert fake_redis.made[0]["url"] == url
+        assert "disabled" not in str(bridge_logs())
+
     def test_a_url_with_an_odd_path_means_database_0(self):
         link = RedisLink.from_settings(Settings(redis_url=SecretStr("redis://cache/x")))
 
