@@ -102,14 +102,17 @@ class EventHistory:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._by_id
 
-    def add(self, event: EventMessage) -> HistoryEntry:
+    def add(self, event: EventMessage, nbytes: Optional[int] = None) -> HistoryEntry:
         """Keep ``event`` as the newest; the oldest go while more than
-        ``size`` events or ``max_bytes`` are kept.
+        ``size`` events or ``max_bytes`` are kept. ``nbytes``: the length of
+        its JSON, where the caller has it (else about that, event_size).
 
         The newest stays even if it alone is larger than ``max_bytes``: the
         history is also how the broadcaster knows an event was sent already.
         """
-        entry = HistoryEntry(self.next_seq, event, event_size(event))
+        if nbytes is None:
+            nbytes = event_size(event)
+        entry = HistoryEntry(self.next_seq, event, nbytes)
         self.next_seq += 1
         self._entries.append(entry)
         self._by_id[event.id] = entry

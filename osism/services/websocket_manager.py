@@ -394,22 +394,21 @@ class WebSocketManager:
             logger.error("Error in event broadcaster: %s", e)
 
     def _fan_out(self, event: EventMessage) -> None:
-        if event.source != HEARTBEAT_SOURCE:
-            if event.id in self.history:
-                # Delivered already: a replay from the Redis history after
-                # a broken subscription overlaps what came live.
-                self.stats["duplicates"] += 1
-                logger.debug("Event %s was sent already, skipping it", event.id)
-                return
-            self.history.add(event)
+        kept = event.source != HEARTBEAT_SOURCE
+        if kept and event.id in self.history:
+            # Delivered already: a replay from the Redis history after a
+            # broken subscription overlaps what came live.
+            self.stats["duplicates"] += 1
+            logger.debug("Event %s was sent already, skipping it", event.id)
+            return
+        frame = event.to_json()
+        if kept:
+            self.history.add(event, len(frame))
         self.stats["received"] += 1
-        frame = None
         sent_count = 0
         for matcher, members in self.connections.groups():
             if not matcher.matches_filters(event):
                 continue
-            if frame is None:
-                frame = event.to_json()
             for connection in members:
                 sent_count += self.sending.deliver(connection, frame)
         self.stats["broadcast"] += sent_count

@@ -122,8 +122,8 @@ class LoopReader:
         self._read()
 
     def _stop(self) -> None:
-        if self._fd is not None:
-            self.loop.remove_reader(self._fd)
+        assert self._fd is not None
+        self.loop.remove_reader(self._fd)
 
     # Reads and pings go to the connection itself: the pub/sub's own methods
     # reconnect after a failure, which would block the loop while a Redis
@@ -131,15 +131,15 @@ class LoopReader:
 
     def _ping(self) -> None:
         try:
-            if self._pubsub is not None:
-                self._connection().send_command("PING")
+            self._connection().send_command("PING")
         except Exception as e:
             self._fail(e)
 
     def _read(self) -> None:
         """Take every message that can be read without waiting."""
+        pubsub = self._pubsub
         try:
-            while self._pubsub is not None:
+            while True:
                 connection = self._connection()
                 if not connection.can_read(timeout=0):
                     return
@@ -148,7 +148,7 @@ class LoopReader:
                     push_request=True,
                     timeout=REST_OF_MESSAGE_TIMEOUT,
                 )
-                message = self._pubsub.handle_message(response)
+                message = pubsub.handle_message(response)
                 if message is not None:
                     self.take(message)
         except Exception as e:
