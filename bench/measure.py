@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -73,20 +72,11 @@ def machine_figures(
     }
 
 
-@dataclass
-class WatchResult:
-    max_rss_kib: int = 0
-    dropped_at_ns: Optional[int] = None
-    health_polls: int = 0
-
-
 class ServerWatch(threading.Thread):
-    """Samples the server's RSS from /proc (costs the server nothing) and,
-    when asked, polls its health for the first time a client is dropped
-    (each poll is an HTTP request the server answers, so only then)."""
-
-    RSS_INTERVAL = 0.05
-    HEALTH_INTERVAL = 0.1
+    """Samples the server's RSS from /proc every 50 ms (costs the server
+    nothing) and, when asked, polls its health every 0.1 s for the first time
+    a client is dropped (each poll is an HTTP request the server answers, so
+    only then)."""
 
     def __init__(
         self,
@@ -95,10 +85,9 @@ class ServerWatch(threading.Thread):
         watch_drops: bool,
     ) -> None:
         super().__init__(name="bench-server-watch", daemon=True)
-        self.pid = pid
-        self.try_health = try_health
-        self.watch_drops = watch_drops
-        self.result = WatchResult()
+        self.pid, self.try_health, self.watch_drops = pid, try_health, watch_drops
+        self.max_rss_kib, self.health_polls = 0, 0
+        self.dropped_at_ns: Optional[int] = None
         self._stopping = threading.Event()
         self._dropped_before = self._dropped()
 
@@ -106,21 +95,20 @@ class ServerWatch(threading.Thread):
         if not self.watch_drops:
             return None
         health = self.try_health()
-        self.result.health_polls += 1
+        self.health_polls += 1
         return None if health is None else health["websocket"]["counters"]["dropped"]
 
     def run(self) -> None:
         next_health = time.monotonic()
-        while not self._stopping.wait(self.RSS_INTERVAL):
-            rss = sample(self.pid).rss_kib
-            self.result.max_rss_kib = max(self.result.max_rss_kib, rss)
-            if self.result.dropped_at_ns is None and time.monotonic() >= next_health:
-                next_health += self.HEALTH_INTERVAL
+        while not self._stopping.wait(0.05):
+            self.max_rss_kib = max(self.max_rss_kib, sample(self.pid).rss_kib)
+            if self.dropped_at_ns is None and time.monotonic() >= next_health:
+                next_health += 0.1
                 dropped = self._dropped()
                 if dropped is not None and dropped > (self._dropped_before or 0):
-                    self.result.dropped_at_ns = time.monotonic_ns()
+                    self.dropped_at_ns = time.monotonic_ns()
 
-    def stop(self) -> WatchResult:
+    def stop(self) -> "ServerWatch":
         self._stopping.set()
         self.join(timeout=5)
-        return self.result
+        return self

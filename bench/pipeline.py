@@ -1,14 +1,7 @@
-"""Benchmark of the osism events pipeline: EventBridge.add_event -> Redis ->
-`osism service api` -> WebSocket clients.
-
-    .venv/bin/python bench/pipeline.py [--events N] [--clients M] [--rate R]
-        [--stopped-client] [--compression] [--json]
-
-Starts a private redis-server and the API with the shared test harness
-(tests/harness), connects the clients in one receiver process
-(tests/harness/receiver_process.py), publishes from the harness's publisher
-process, and reports what arrived, how fast and how late, and what it cost
-the server. See bench/README.md for the figures.
+"""One run of the osism events pipeline benchmark: EventBridge.add_event ->
+Redis -> `osism service api` -> WebSocket clients, each process started by
+the shared test harness (tests/harness). What arrived, how fast and how
+late, and what it cost the server: bench/README.md; options: --help.
 """
 
 import argparse
@@ -21,12 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from figures import build_result
-from measure import (  # first: it puts tests.harness on the path
-    ServerWatch,
-    check_is_server,
-    code_identity,
-    machine_figures,
-)
+from measure import ServerWatch, check_is_server  # first: tests.harness on the path
+from measure import code_identity, machine_figures
 from report import summary_lines
 from tests.harness import HarnessError, processes, redis_server
 from tests.harness.api_server import ApiServer, ApiServers
@@ -35,17 +24,9 @@ from tests.harness.publisher import PublisherProcess, publisher_env
 from tests.harness.receiver import ReceiverProcess
 from tests.harness.waiting import wait_for
 
-CONFIG = ("events", "clients", "rate", "stopped_client", "compression")
+CONFIG = "events clients rate stopped_client compression receiver_pause_ms".split()
 CONNECT_TIMEOUT = 15.0
 API_START_TIMEOUT = 20.0
-
-
-def receiver_pause_ms(rate: Optional[float]) -> float:
-    """As fast as possible, an eager receiver wakes up for every frame or two,
-    which on two cores takes a core from the server; latency in that mode is
-    queueing anyway, so the receiver reads once per millisecond. With a rate
-    it reads as soon as anything arrives."""
-    return 0.0 if rate else 1.0
 
 
 @contextlib.contextmanager
@@ -86,6 +67,8 @@ def run_deadline(args: argparse.Namespace) -> float:
 def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
     with contextlib.ExitStack() as stack:
         api, redis = stack.enter_context(services(workdir, args))
+        assert api.process is not None
+        idle = [sample(api.process.pid)]  # before the clients connect
         clients = ReceiverProcess(
             api.port,
             args.events,
@@ -93,7 +76,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
             workdir,
             CONNECT_TIMEOUT,
             idle_timeout=args.idle_timeout,
-            pause_ms=receiver_pause_ms(args.rate),
+            pause_ms=args.receiver_pause_ms,
             deadline=run_deadline(args) + 30,
             stopped_client=args.stopped_client,
             compression=args.compression,
@@ -105,6 +88,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
             CONNECT_TIMEOUT,
             f"{expected} WebSocket clients registered",
         )
+        idle.append(sample(api.process.pid))  # all connected, no event yet
         # The publisher's own log at warning: add_event logs every publish at
         # info otherwise.
         env = processes.clean_env(LOG_LEVEL="warning")
@@ -120,7 +104,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
             "publisher": pub.process.pid,
         }
         measured = measure(api, args, pub, clients, others)
-        measured["health"] = api.health()
+        measured["health"], measured["idle"] = api.health(), idle
         measured["latencies"], measured["sent"] = clients.latencies()
     return measured
 
@@ -132,13 +116,10 @@ def measure(
     clients: ReceiverProcess,
     others: Dict[str, int],
 ) -> Dict[str, Any]:
-    """Publish, wait for the receiver's verdict, and sample the server
-    around it: CPU and RSS just before the burst and after the last frame.
-
-    The CPU of the benchmark's other processes and of the whole machine is
-    sampled over the same window: what is left is other work on the
-    machine, which makes the figures of that run noisier.
-    """
+    """Publish, wait for the receiver's verdict, and sample the server (CPU,
+    RSS) just before the burst and after the last frame; the benchmark's
+    other processes and the machine's CPU over the same window (the rest is
+    other work on the machine, which makes the run's figures noisier)."""
     assert api.process is not None
     pid = api.process.pid
     watch = ServerWatch(pid, api.try_health, watch_drops=args.stopped_client)
@@ -180,21 +161,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     add("--rate", type=float, help="events/s (default: as fast as possible)")
     add("--stopped-client", action="store_true", help="one more that never reads")
     add("--compression", action="store_true", help="permessage-deflate on")
-    add(
-        "--idle-timeout",
-        type=float,
-        default=5.0,
-        help="after publishing, stop once no frame came for this long (s)",
-    )
-    add(
-        "--osism-tree",
-        type=lambda text: Path(text).resolve(),
-        default=processes.REPO_ROOT,
-        help="run the server and publisher on the osism/ package in this "
-        "directory (default: this work tree)",
-    )
+    add("--idle-timeout", type=float, default=5.0, help="s without a frame: done")
+    tree = "run the server and publisher on DIR/osism (default: this work tree)"
+    add("--osism-tree", type=Path, default=processes.REPO_ROOT, help=tree)
     add("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    args.osism_tree = args.osism_tree.resolve()
+    # As fast as possible, an eager receiver wakes up for every frame or two,
+    # which on two cores takes a core from the server; latency is queueing
+    # then anyway, so it reads once per ms. With a rate, as soon as it can.
+    args.receiver_pause_ms = 0.0 if args.rate else 1.0
     if args.events < 1 or args.clients < 1 or (args.rate or 1) <= 0:
         parser.error("--events, --clients and --rate must be positive")
     if not (args.osism_tree / "osism").is_dir():
@@ -214,7 +190,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"benchmark failed: {e}", file=sys.stderr)
         return 1
     config = {k: getattr(args, k) for k in CONFIG}
-    config["receiver_pause_ms"] = receiver_pause_ms(args.rate)
     config["code"] = code_identity(args.osism_tree)
     result = build_result(config, measured)
     print(

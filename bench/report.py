@@ -74,13 +74,15 @@ def _totals(result: Dict[str, Any]) -> List[str]:
         f" (ended by {receiver['ended_by']})",
         f"server CPU {server['cpu_s']:.2f} s over {server['window_s']:.2f} s "
         f"= {_fmt(server['cpu_us_per_frame'])} us per delivered frame "
-        f"({server['delivered_frames']:,} frames)",
+        f"({server['delivered_frames']:,} frames), {server['cores']:.2f} of a core",
         f"machine CPU s over the window: {machine['busy_cpu_s']:.2f} busy of "
         f"{machine['cpus'] * server['window_s']:.2f} ({ours}; the rest, other "
         f"processes and interrupts: {machine['other_cpu_s']:.2f})",
         f"server RSS {server['rss_before_mib']:.1f} MiB before, "
         f"{server['rss_after_mib']:.1f} after, {server['rss_max_mib']:.1f} max "
-        f"sampled, VmHWM {server['hwm_mib']:.1f} MiB",
+        f"sampled, VmHWM {server['hwm_mib']:.1f} MiB; idle clients took "
+        f"{server['kib_per_idle_client']:.1f} KiB each (RSS once all connected"
+        " - before they connected, / clients)",
         f"server health counters: websocket {_counters(health['websocket'])}; "
         f"bridge {_counters(health['bridge'])}",
     ]
@@ -96,14 +98,11 @@ def _counters(part: Dict[str, Any]) -> str:
 
 
 def _stopped(stopped: Dict[str, Any]) -> List[str]:
-    after = stopped["dropped_after_s"]
-    dropped = (
-        f"dropped {after:.2f} s after the first publish "
-        f"({_fmt(stopped['drop_after_stall_s'])} s after the stall)"
-        if after is not None
-        else "NOT dropped during the run (health 'dropped' counter unchanged)"
-    )
-    code = stopped["close_code"]
+    dropped = "NOT dropped during the run (health 'dropped' counter unchanged)"
+    if stopped["dropped_after_s"] is not None:
+        dropped = f"dropped {stopped['dropped_after_s']:.2f} s after the first "
+        dropped += f"publish ({_fmt(stopped['drop_after_stall_s'])} s after the stall)"
+    code, ended = stopped["close_code"], stopped["connection_ended"]
     lines = [
         f"stopped client: its socket stalled {_fmt(stopped['stalled_after_s'])} s "
         "after the first publish (send time of the last event that reached it), "
@@ -112,11 +111,7 @@ def _stopped(stopped: Dict[str, Any]) -> List[str]:
         f"({stopped['bytes_left_in_socket']:,} B; its SO_RCVBUF "
         f"{stopped['rcvbuf']:,} B), then "
         + (f"close code {code}" if code is not None else "no close frame")
-        + (
-            ", connection ended"
-            if stopped["connection_ended"]
-            else ", connection still open (nothing more within 1 s)"
-        ),
+        + (", connection ended" if ended else ", connection still open (1 s)"),
         "  the other clients' latency by send time:",
     ]
     for phase, lat in stopped["others_latency_by_phase"].items():

@@ -111,7 +111,10 @@ class JsonLines:
         killing it after ``timeout``."""
         assert self.process.stdin is not None and self.process.stdout is not None
         if not self.process.stdin.closed:
-            self.process.stdin.close()
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass  # it exited with a command unsent (buffered): closed anyway
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
