@@ -106,6 +106,11 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
                 await self._close(message)
             else:
                 await super().send(message)
+            if self.handshake_complete:
+                # The handshake's request and response (their headers are in
+                # the scope) are of no more use: a few KiB per idle client.
+                self.__dict__.pop("request", None)
+                self.__dict__.pop("response", None)
             return
         if not self.writable.is_set():
             await self.writable.wait()

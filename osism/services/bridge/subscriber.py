@@ -205,13 +205,16 @@ class Subscriber:
     def _loop_reader(self, pubsub: Any) -> Optional[LoopReader]:
         """The reader that reads ``pubsub`` on the manager's loop, attached
         if it was not; None where this thread reads itself (no loop runs,
-        or it does not take the socket)."""
-        reader = self._reader
-        if reader is not None and reader.pubsub is pubsub:
-            return reader
-        self._stop_loop_reading()
+        or it does not take the socket). A loop that stopped, or another
+        loop in its place, has the reading moved."""
         loop = self.loop_of()
-        if loop is None or not loop.is_running():
+        running = loop is not None and loop.is_running()
+        reader = self._reader
+        if reader is not None and reader.pubsub is pubsub and reader.loop is loop:
+            if running:
+                return reader
+        self._stop_loop_reading()
+        if loop is None or not running:
             return None
         if reader is None or reader.loop is not loop:
             reader = self._reader = LoopReader(loop, self.take)

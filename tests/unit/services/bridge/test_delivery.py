@@ -89,6 +89,24 @@ class TestHandingOver:
         assert handover.stats == Counter()
         assert bridge_logs() == []
 
+    def test_on_the_managers_loop_the_event_is_delivered_at_once(
+        self, handover, loop, mocker
+    ):
+        """Read on the loop (see loop_reader): no hand-over, no wake-up."""
+        manager = MagicMock(loop=loop)
+        handover.manager = manager
+        wake_ups = mocker.spy(loop, "call_soon_threadsafe")
+
+        async def read_on_the_loop() -> None:
+            handover.hand_over(EVENT)
+            manager.deliver_notification.assert_called_once_with(
+                EVENT_TYPE, PAYLOAD, None, None, None
+            )
+
+        loop.run_until_complete(read_on_the_loop())
+        assert wake_ups.call_count == 0
+        assert handover.stats == Counter()
+
     def test_events_on_one_loop_go_in_one_batch_in_order(self, handover, loop, mocker):
         manager = MagicMock(loop=loop)
         handover.manager = manager

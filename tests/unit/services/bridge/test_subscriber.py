@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 import pytest
 
 from osism.services.bridge.link import RedisLink
+from osism.services.bridge import subscriber as subscriber_module
 from osism.services.bridge.subscriber import Subscriber
 from osism.services.retry import Backoff
 from tests.unit.services.bridge_doubles import FakeClock, FakeShutdown, FakeThread
@@ -710,3 +711,197 @@ class TestStarting:
         assert reading.subscriber.thread is thread
         assert thread.name == "osism-event-bridge-subscriber"
         assert thread.target == reading.subscriber.supervise
+
+
+class FakeLoopReader:
+    """LoopReader's stand-in: what the loop would read happens when the
+    thread waits (reads of timeout 0 on the fake pub/sub, whose errors reach
+    the waiting thread as a failed loop read would)."""
+
+    made: List["FakeLoopReader"] = []
+    takes = True
+
+    def __init__(self, loop: Any, take: Any) -> None:
+        self.loop = loop
+        self.take = take
+        self.pubsub: Any = None
+        self.attached: List[Any] = []
+        self.detached = 0
+        self.pings = 0
+        self.made.append(self)
+
+    def attach(self, pubsub: Any) -> bool:
+        self.attached.append(pubsub)
+        if self.takes:
+            self.pubsub = pubsub
+        return self.takes
+
+    def wait(self, timeout: float) -> None:
+        assert timeout == 1.0
+        try:
+            while True:
+                message = self.pubsub.get_message(timeout=0)
+                if message is None:
+                    return
+                self.take(message)
+        except Exception:
+            self.detach()
+            raise
+
+    def ping(self) -> None:
+        self.pings += 1
+        self.pubsub.ping()
+
+    def detach(self) -> None:
+        assert self.pubsub is None or not self.pubsub.closed, "closed before detached"
+        self.detached += self.pubsub is not None
+        self.pubsub = None
+
+
+class FakeLoop:
+    def __init__(self, running: bool = True) -> None:
+        self.running = running
+
+    def is_running(self) -> bool:
+        return self.running
+
+
+@pytest.fixture
+def loop_readers(monkeypatch) -> List[FakeLoopReader]:
+    monkeypatch.setattr(FakeLoopReader, "made", [])
+    monkeypatch.setattr(subscriber_module, "LoopReader", FakeLoopReader)
+    return FakeLoopReader.made
+
+
+class TestReadingOnTheLoop:
+    """Where the WebSocket manager runs a loop, the loop reads the channel
+    and the thread supervises."""
+
+    def test_the_loop_reads_and_the_thread_waits_for_it(
+        self, reading, fake_redis, loop_readers, bridge_logs
+    ):
+        loop = FakeLoop()
+        reading.subscriber.loop_of = lambda: loop
+        pubsub = reading.subscriber.pubsub
+        steps = [
+            lambda: reading.publish(EVENT, {**EVENT, "payload": {"b": 2}}),
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert reading.delivered == [EVENT, {**EVENT, "payload": {"b": 2}}]
+        [reader] = loop_readers
+        assert reader.loop is loop and reader.attached == [pubsub]
+        # Only the loop read (timeout 0), never the thread (READ_TIMEOUT).
+        assert set(pubsub.read_timeouts) == {0}
+        # Let go before the pub/sub was closed (FakeLoopReader.detach checks).
+        assert reader.detached == 1 and pubsub.closed
+        assert reading.subscriber.connected is True
+        assert bridge_logs() == [SUBSCRIBED, STOPPED]
+
+    def test_a_loop_that_does_not_run_leaves_the_reading_to_the_thread(
+        self, reading, loop_readers
+    ):
+        reading.subscriber.loop_of = lambda: FakeLoop(running=False)
+        pubsub = reading.subscriber.pubsub
+        steps = [lambda: reading.publish(EVENT), reading.shutdown.set]
+        reading.fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert reading.delivered == [EVENT]
+        assert loop_readers == []
+        assert set(pubsub.read_timeouts) == {1.0}
+
+    def test_a_loop_that_does_not_take_the_pubsub_leaves_it_to_the_thread(
+        self, reading, loop_readers, monkeypatch
+    ):
+        monkeypatch.setattr(FakeLoopReader, "takes", False)
+        loop = FakeLoop()
+        reading.subscriber.loop_of = lambda: loop
+        pubsub = reading.subscriber.pubsub
+        steps = [lambda: reading.publish(EVENT), reading.shutdown.set]
+        reading.fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert reading.delivered == [EVENT]
+        assert set(pubsub.read_timeouts) == {1.0}
+        # Asked once per read, kept for the loop it was made for.
+        assert len(loop_readers) == 1 and len(loop_readers[0].attached) >= 2
+
+    def test_a_failed_loop_read_reconnects_and_the_new_pubsub_is_read_there(
+        self, reading, fake_redis, loop_readers, bridge_logs
+    ):
+        loop = FakeLoop()
+        reading.subscriber.loop_of = lambda: loop
+        first = reading.subscriber.pubsub
+        steps = [
+            fake_redis.restart,
+            lambda: reading.publish(EVENT),
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert reading.delivered == [EVENT]
+        # The same loop keeps its reader, which the resubscribed pub/sub is
+        # handed to again after the failed read let go of it.
+        [reader] = loop_readers
+        assert reader.attached == [first, first]
+        assert reader.detached == 2
+        assert attempt(1, 5, "Connection closed by server.") in bridge_logs()
+        assert RESUBSCRIBED in bridge_logs()
+
+    def test_a_new_loop_gets_a_reader_of_its_own(self, reading, loop_readers):
+        loops = [FakeLoop(), FakeLoop()]
+        reading.subscriber.loop_of = lambda: loops[0]
+        steps = [lambda: loops.pop(0), reading.shutdown.set]
+        reading.fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert [len(r.attached) for r in loop_readers] == [1, 1]
+        assert loop_readers[0].loop is not loop_readers[1].loop
+        assert loop_readers[0].detached == 1
+
+    def test_a_loop_that_stopped_has_the_thread_read_again(
+        self, reading, loop_readers
+    ):
+        loop = FakeLoop()
+        reading.subscriber.loop_of = lambda: loop
+        pubsub = reading.subscriber.pubsub
+
+        def stop_the_loop() -> None:
+            loop.running = False
+
+        steps = [
+            stop_the_loop,
+            lambda: reading.publish(EVENT),
+            reading.shutdown.set,
+        ]
+        reading.fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert reading.delivered == [EVENT]
+        [reader] = loop_readers
+        assert reader.detached == 1
+        assert 1.0 in pubsub.read_timeouts
+
+    def test_a_quiet_redis_is_pinged_from_the_loop(
+        self, reading, fake_redis, loop_readers, bridge_logs
+    ):
+        loop = FakeLoop()
+        reading.subscriber.loop_of = lambda: loop
+        steps = [lambda: reading.clock.advance(1.5)] * 3 + [reading.shutdown.set]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert loop_readers[0].pings >= 2
+        assert reading.stats["redis_errors"] == 0
+        assert bridge_logs() == [SUBSCRIBED, STOPPED]
