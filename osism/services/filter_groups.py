@@ -74,3 +74,7 @@ class ConnectionRegistry(Dict[Any, WebSocketConnection]):
     def update(self, *args: Any, **kwargs: Any) -> None:
         for websocket, connection in dict(*args, **kwargs).items():
             self[websocket] = connection
+
+    def __ior__(self, other: Any) -> "ConnectionRegistry":  # type: ignore[override,misc]
+        self.update(other)
+        return self

@@ -58,14 +58,15 @@ class WebSocketConnection:
     ) -> None:
         """Replace the filter lists that are given; None keeps a list as it is."""
         if event_filters is not None:
-            self.event_filters = _filter_list(event_filters)
+            self.event_filters = event_filters  # type: ignore[assignment]
         if node_filters is not None:
-            self.node_filters = _filter_list(node_filters)
+            self.node_filters = node_filters  # type: ignore[assignment]
         if service_filters is not None:
-            self.service_filters = _filter_list(service_filters)
+            self.service_filters = service_filters  # type: ignore[assignment]
 
-    # A filter list is replaced, never changed in place: a new list is what
-    # regroups the clients (see filter_groups).
+    # A filter list is replaced, never changed in place: assigning a list is
+    # what regroups the clients (see filter_groups). A bare string is a list
+    # of one value.
     @property
     def event_filters(self) -> List[str]:
         return self._filters[0]
@@ -90,9 +91,9 @@ class WebSocketConnection:
     def service_filters(self, values: List[str]) -> None:
         self._replace_filters(2, values)
 
-    def _replace_filters(self, which: int, values: List[str]) -> None:
+    def _replace_filters(self, which: int, values: Iterable[str]) -> None:
         filters = list(self._filters)
-        filters[which] = values
+        filters[which] = _filter_list(values)
         self._filters = (filters[0], filters[1], filters[2])
         # Clients whose filters hold the same values, in any order, match
         # the same events.

@@ -8,6 +8,7 @@ server wrote.
 import asyncio
 import socket
 import struct
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Tuple
 
 import anyio
@@ -21,6 +22,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from osism.services.frame_writer import DIRECT_WRITE, frame_writer_of
 from osism.websocket_protocol import (
     BatchingWebSocketProtocol,
     TextFrames,
@@ -93,8 +95,10 @@ class ScriptedApp:
         self.batches: "asyncio.Queue[Optional[List[Any]]]" = asyncio.Queue()
         self.errors: List[BaseException] = []
         self.sent = 0
+        self.scope: Optional[Dict[str, Any]] = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.scope = scope
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
         while True:
@@ -482,3 +486,178 @@ class TestClosing:
         with anyio.move_on_after(CLOSE_TIMEOUT * 4):
             await wait_until(lambda: connection.transport.aborted)
         assert not connection.transport.aborted
+
+
+class TestDirectWrites:
+    """write_text_now: the frames the WebSocket manager writes without a task."""
+
+    async def test_the_scope_offers_the_protocol_as_frame_writer(self, connection):
+        await wait_until(lambda: connection.app.scope is not None)
+        scope = connection.app.scope
+
+        assert scope["extensions"][DIRECT_WRITE] == {"writer": connection.protocol}
+        # uvicorn's own extension is still there.
+        assert "websocket.http.response" in scope["extensions"]
+        assert frame_writer_of(SimpleNamespace(scope=scope)) is connection.protocol
+
+    async def test_frames_written_now_reach_the_client_in_one_write(self, connection):
+        written = [connection.protocol.write_text_now(t) for t in ("a", "b", "c")]
+
+        assert written == [True, True, True]
+        assert connection.protocol.flush_pending
+        await wait_until(lambda: connection.texts() == ["a", "b", "c"])
+        assert len(connection.writes_after_handshake()) == 1
+
+    async def test_frames_written_now_keep_their_place_among_sent_frames(
+        self, connection
+    ):
+        written: List[bool] = []
+        connection.app.batches.put_nowait(
+            [
+                text("a"),
+                lambda: written.append(connection.protocol.write_text_now("b")),
+                text("c"),
+            ]
+        )
+
+        await wait_until(lambda: connection.app.sent == 2)
+        await wait_until(lambda: connection.texts() == ["a", "b", "c"])
+        assert written == [True]
+        assert len(connection.writes_after_handshake()) == 1
+
+    async def test_a_sent_frame_goes_out_behind_the_frames_written_now(
+        self, connection
+    ):
+        assert connection.protocol.write_text_now("a")
+        connection.app.batches.put_nowait([text("b")])
+
+        await wait_until(lambda: connection.texts() == ["a", "b"])
+
+    async def test_the_same_text_is_the_same_frame_for_every_client(
+        self, open_connection
+    ):
+        first, second = await open_connection(), await open_connection()
+        event = "".join(["event", "-8"])
+
+        assert first.protocol.write_text_now(event)
+        assert second.protocol.write_text_now(event)
+
+        for conn in (first, second):
+            await wait_until(lambda: conn.texts() == ["event-8"])
+        assert first.writes_after_handshake() == second.writes_after_handshake()
+
+    async def test_nothing_is_written_while_writes_are_paused(self, connection):
+        connection.protocol.pause_writing()
+
+        assert connection.protocol.write_text_now("held") is False
+        assert not connection.protocol.flush_pending
+        # What the loop would write next turn: nothing.
+        connection.protocol.flush()
+        assert connection.writes_after_handshake() == []
+
+        connection.protocol.resume_writing()
+        assert connection.protocol.write_text_now("later") is True
+        await wait_until(lambda: connection.texts() == ["later"])
+
+    async def test_nothing_is_written_after_the_connection_is_lost(self, connection):
+        connection.protocol.connection_lost(None)
+
+        assert connection.protocol.write_text_now("late") is False
+        assert not connection.protocol.flush_pending
+        assert connection.writes_after_handshake() == []
+
+    async def test_nothing_is_written_after_the_server_closed(self, connection):
+        connection.app.batches.put_nowait([CLOSE_1011])
+        await wait_until(lambda: connection.app.sent == 1)
+
+        assert connection.protocol.write_text_now("late") is False
+        assert [f.opcode for f in connection.frames()] == [Opcode.CLOSE]
+
+    async def test_nothing_is_written_after_the_client_closed(self, connection):
+        connection.client.send_close(1000)
+        for data in connection.client.data_to_send():
+            connection.protocol.data_received(data)
+
+        assert connection.protocol.write_text_now("late") is False
+        assert Opcode.TEXT not in [f.opcode for f in connection.frames()]
+
+    async def test_a_compressed_connection_is_not_written_to_directly(
+        self, open_connection
+    ):
+        conn = await open_connection(deflate=True)
+
+        assert conn.protocol.write_text_now("x" * 1000) is False
+        assert not conn.protocol.flush_pending
+        # The app's sends still go out, compressed.
+        conn.app.batches.put_nowait([text("y" * 1000)])
+        await wait_until(lambda: conn.texts() == ["y" * 1000])
+
+    async def test_nothing_is_written_before_the_handshake(self):
+        protocol = make_protocol(ScriptedApp())
+        protocol.connection_made(RecordingTransport())
+        try:
+            assert protocol.write_text_now("early") is False
+            assert protocol.transport.writes == []
+        finally:
+            protocol.connection_lost(None)
+
+    async def test_a_rejected_upgrade_offers_no_writer_and_runs_no_app(self):
+        app = ScriptedApp()
+        protocol = make_protocol(app)
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        client = ClientProtocol(parse_uri("ws://testserver/"))
+        request = client.connect()
+        del request.headers["Sec-WebSocket-Key"]
+        client.send_request(request)
+        try:
+            for data in client.data_to_send():
+                protocol.data_received(data)
+
+            assert transport.writes[0].startswith(b"HTTP/1.1 400 ")
+            assert transport.closing
+            assert protocol.write_text_now("x") is False
+            assert protocol.tasks == set()
+            assert app.scope is None
+        finally:
+            protocol.connection_lost(None)
+
+
+class TestHandshakeMemory:
+    async def test_the_handshake_is_let_go_once_accepted(self, connection):
+        await wait_until(lambda: connection.app.scope is not None)
+
+        assert "request" not in vars(connection.protocol)
+        assert "response" not in vars(connection.protocol)
+        # The scope keeps what the app needs of the request.
+        assert connection.app.scope["path"] == "/"
+
+    async def test_a_denial_response_goes_out_whole(self):
+        """The handshake is kept while the app answers with plain HTTP: the
+        response is not complete until its body is."""
+
+        async def deny(scope: Any, receive: Any, send: Any) -> None:
+            assert (await receive())["type"] == "websocket.connect"
+            await send(
+                {"type": "websocket.http.response.start", "status": 403, "headers": []}
+            )
+            await send({"type": "websocket.http.response.body", "body": b"no"})
+
+        protocol = make_protocol(deny)
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        client = ClientProtocol(parse_uri("ws://testserver/"))
+        client.send_request(client.connect())
+        for data in client.data_to_send():
+            protocol.data_received(data)
+
+        await wait_until(lambda: transport.writes)
+        with anyio.fail_after(5):
+            await asyncio.gather(*protocol.tasks, return_exceptions=True)
+        [written] = transport.writes
+        assert written.startswith(b"HTTP/1.1 403 ")
+        assert written.endswith(b"\r\n\r\nno")
+        assert transport.closing
+        assert protocol.write_text_now("x") is False
+        if not protocol.disconnected:
+            protocol.connection_lost(None)

@@ -19,6 +19,7 @@ from osism.services.websocket_manager import (
     WebSocketConnection,
     WebSocketManager,
 )
+from osism.services.frame_writer import DIRECT_WRITE
 from osism.settings import Settings
 from tests.harness.waiting import wait_until
 
@@ -1385,3 +1386,420 @@ class TestDrain:
             logging.INFO,
             "Closed every WebSocket client for the stop (2 frames undelivered)",
         ) in websocket_logs()
+
+
+class DirectClient:
+    """A fake websocket whose server offers a FrameWriter (as osism's own
+    WebSocket protocol does); what reaches it, directly or through its
+    outbox and sender task, goes into one log in order."""
+
+    def __init__(self, make_websocket, host="direct", port=1):
+        self.log = []
+        self.accepting = True
+        self.write_calls = 0
+        self.websocket = make_websocket()
+        self.websocket.client.host, self.websocket.client.port = host, port
+        self.websocket.scope = {"extensions": {DIRECT_WRITE: {"writer": self}}}
+        self.websocket.send_text.side_effect = self._send_text
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    def write_text_now(self, text):
+        self.write_calls += 1
+        if not self.accepting:
+            return False
+        self.log.append(("direct", text))
+        return True
+
+    async def _send_text(self, text):
+        await self.gate.wait()
+        self.log.append(("outbox", text))
+
+    def frames(self):
+        return [frame for _, frame in self.log]
+
+    def event_types(self):
+        return [json.loads(frame).get("event_type") for frame in self.frames()]
+
+
+class LightWebSocket:
+    client = None
+    scope: dict = {}
+
+
+class LightClient:
+    """A client of the direct path only, cheaper than a MagicMock by far:
+    a websocket with a scope and nothing to await (a frame that took the
+    outbox path would fail its sender)."""
+
+    def __init__(self, manager, **filters):
+        self.frames = []
+        self.websocket = LightWebSocket()
+        self.websocket.scope = {"extensions": {DIRECT_WRITE: {"writer": self}}}
+        connect_fake(manager, self.websocket, **filters)
+
+    def write_text_now(self, text):
+        self.frames.append(text)
+        return True
+
+
+def connect_direct(manager, make_websocket, port=1, **filters):
+    client = DirectClient(make_websocket, port=port)
+    connect_fake(manager, client.websocket, **filters)
+    return client
+
+
+@pytest.mark.anyio
+class TestFanOutByFilterGroups:
+    async def test_a_thousand_clients_without_filters_cost_one_match_per_event(
+        self, manager, broadcaster, mocker
+    ):
+        everything = [LightClient(manager) for _ in range(1000)]
+        compute = [LightClient(manager, service_filters=["compute"]) for _ in range(10)]
+        node1 = [LightClient(manager, node_filters=["node1"]) for _ in range(5)]
+        spy = mocker.spy(WebSocketConnection, "matches_filters")
+        messages = [event("compute.instance.update"), event("baremetal.x", "node1")]
+
+        for message in messages:
+            await manager.add_event(message)
+        await wait_until(lambda: manager.stats["received"] == 2)
+
+        # Three groups, two events: six matches for 1015 clients.
+        assert spy.call_count == 6
+        both = [m.to_json() for m in messages]
+        assert all(client.frames == both for client in everything)
+        assert all(client.frames == both[:1] for client in compute)
+        assert all(client.frames == both[1:] for client in node1)
+        assert manager.stats["broadcast"] == 1000 * 2 + 10 + 5
+        assert manager.stats["dropped"] == 0
+        assert all(c.sender is None for c in manager.connections.values())
+
+    async def test_the_frame_is_serialised_once_for_every_client(
+        self, manager, make_websocket, broadcaster
+    ):
+        clients = [connect_direct(manager, make_websocket, n) for n in range(3)]
+        clients.append(
+            connect_direct(manager, make_websocket, 3, event_filters=["image.update"])
+        )
+
+        await manager.add_event(event("image.update"))
+        await wait_until(lambda: manager.stats["broadcast"] == 4)
+
+        frames = [client.frames()[0] for client in clients]
+        assert all(frame is frames[0] for frame in frames)
+
+    async def test_a_filter_assigned_as_attribute_regroups_the_client(
+        self, manager, make_websocket, broadcaster
+    ):
+        first = connect_direct(manager, make_websocket, 1)
+        second = connect_direct(manager, make_websocket, 2)
+        await manager.add_event(event("baremetal.node.update"))
+        await wait_until(lambda: manager.stats["received"] == 1)
+
+        manager.connections[second.websocket].event_filters = ["compute.instance.x"]
+        await manager.add_event(event("baremetal.node.update"))
+        await manager.add_event(event("compute.instance.x"))
+        await wait_until(lambda: manager.stats["received"] == 3)
+
+        assert first.event_types() == [
+            "baremetal.node.update",
+            "baremetal.node.update",
+            "compute.instance.x",
+        ]
+        assert second.event_types() == ["baremetal.node.update", "compute.instance.x"]
+
+    async def test_the_first_of_a_group_changing_its_filters_leaves_the_others(
+        self, manager, make_websocket, broadcaster
+    ):
+        first = connect_direct(manager, make_websocket, 1)
+        others = [connect_direct(manager, make_websocket, n) for n in (2, 3)]
+        await manager.add_event(event("image.update"))
+        await wait_until(lambda: manager.stats["received"] == 1)
+
+        manager.connections[first.websocket].node_filters = ["node9"]
+        await manager.add_event(event("image.update"))
+        await wait_until(lambda: manager.stats["received"] == 2)
+
+        assert first.event_types() == ["image.update"]
+        assert all(c.event_types() == ["image.update"] * 2 for c in others)
+
+    async def test_update_filters_regroups_the_client(
+        self, manager, make_websocket, broadcaster
+    ):
+        watcher = connect_direct(manager, make_websocket, 1, node_filters=["n1"])
+        client = connect_direct(manager, make_websocket, 2)
+
+        await manager.update_filters(client.websocket, node_filters=["n1"])
+        await manager.add_event(event("x.y", "n2"))
+        await manager.add_event(event("x.y", "n1"))
+        await wait_until(lambda: manager.stats["received"] == 2)
+
+        assert watcher.frames() == client.frames()
+        assert [json.loads(f)["node_name"] for f in client.frames()] == ["n1"]
+
+    async def test_a_client_that_disconnected_leaves_its_group(
+        self, manager, make_websocket, broadcaster
+    ):
+        first = connect_direct(manager, make_websocket, 1)
+        second = connect_direct(manager, make_websocket, 2)
+
+        await manager.disconnect(first.websocket)
+        await manager.add_event(event("image.update"))
+        await wait_until(lambda: manager.stats["received"] == 1)
+
+        assert first.frames() == []
+        assert second.event_types() == ["image.update"]
+        assert manager.stats["broadcast"] == 1
+
+
+@pytest.mark.anyio
+class TestDirectWrites:
+    async def test_a_connected_client_gets_its_frames_without_a_sender(
+        self, manager, make_websocket, broadcaster
+    ):
+        client = DirectClient(make_websocket)
+        await manager.connect(client.websocket)
+        messages = [event(f"svc.e{n}") for n in range(20)]
+
+        for message in messages:
+            await manager.add_event(message)
+        await wait_until(lambda: len(client.log) == 20)
+
+        assert client.log == [("direct", m.to_json()) for m in messages]
+        connection = manager.connections[client.websocket]
+        assert (connection.outbox, connection.sender) == (None, None)
+        client.websocket.send_text.assert_not_awaited()
+
+    async def test_replays_replies_and_live_events_come_in_order(
+        self, manager, make_websocket
+    ):
+        for event_id in ("e1", "e2", "e3"):
+            ironic_on(manager, event_id)
+        async with broadcasting(manager):
+            await wait_until(lambda: manager.stats["received"] == 3)
+            client = DirectClient(make_websocket)
+            await manager.connect(client.websocket)
+
+            reply = manager.resume(client.websocket, "e1")
+            manager.send_to(client.websocket, reply)
+            ironic_on(manager, "e4")
+            await wait_until(lambda: len(client.log) == 4)
+
+        assert reply == {"type": "resume", "status": "success", "replayed": 2}
+        frames = [json.loads(frame) for kind, frame in client.log if kind == "direct"]
+        assert [f.get("id", f.get("type")) for f in frames] == [
+            "e2",
+            "e3",
+            "resume",
+            "e4",
+        ]
+        client.websocket.send_text.assert_not_awaited()
+
+    async def test_a_reply_goes_behind_the_events_in_the_outbox(
+        self, manager, make_websocket, broadcaster
+    ):
+        client = connect_direct(manager, make_websocket)
+        client.accepting = False
+        client.gate.clear()
+        await manager.add_event(event("svc.e1"))
+        await wait_until(lambda: client.websocket.send_text.await_count == 1)
+
+        client.accepting = True
+        manager.send_to(client.websocket, {"type": "error", "message": "m"})
+        client.gate.set()
+        await wait_until(lambda: len(client.log) == 2)
+
+        assert [kind for kind, _ in client.log] == ["outbox", "outbox"]
+        assert json.loads(client.log[1][1]) == {"type": "error", "message": "m"}
+
+    async def test_a_refusing_client_is_dropped_past_max_pending(
+        self, make_websocket, websocket_logs
+    ):
+        manager = WebSocketManager(send_timeout=5.0, max_pending=3)
+        paused = connect_direct(manager, make_websocket, 1)
+        healthy = connect_direct(manager, make_websocket, 2)
+        paused.accepting = False
+        paused.gate.clear()
+
+        async with broadcasting(manager):
+            for n in range(6):
+                await manager.add_event(event(f"svc.e{n}"))
+            await wait_until(lambda: paused.websocket.close.await_count == 1)
+
+        paused.websocket.close.assert_awaited_once_with(code=CLOSE_DROPPED)
+        assert list(manager.connections) == [healthy.websocket]
+        assert manager.stats["dropped"] == 1
+        assert paused.log == []
+        assert healthy.event_types() == [f"svc.e{n}" for n in range(6)]
+        assert (
+            WS,
+            logging.WARNING,
+            "Dropped WebSocket client direct:1: it fell behind: "
+            "more than 3 frames were pending",
+        ) in websocket_logs()
+
+    async def test_after_its_outbox_drained_a_client_is_written_to_directly(
+        self, manager, make_websocket, broadcaster
+    ):
+        client = connect_direct(manager, make_websocket)
+        client.accepting = False
+        client.gate.clear()
+        await manager.add_event(event("svc.e1"))
+        await wait_until(lambda: client.websocket.send_text.await_count == 1)
+        # Taking frames again while e1 is being sent: e2 waits behind it.
+        client.accepting = True
+        await manager.add_event(event("svc.e2"))
+        await wait_until(lambda: manager.stats["received"] == 2)
+        assert client.log == []
+
+        client.gate.set()
+        connection = manager.connections[client.websocket]
+        await wait_until(lambda: connection.outbox.pending == 0)
+        await manager.add_event(event("svc.e3"))
+        await wait_until(lambda: len(client.log) == 3)
+
+        assert [kind for kind, _ in client.log] == ["outbox", "outbox", "direct"]
+        assert client.event_types() == ["svc.e1", "svc.e2", "svc.e3"]
+
+    async def test_the_drain_at_stop_counts_no_direct_frames_as_undelivered(
+        self, manager, make_websocket, broadcaster, websocket_logs
+    ):
+        client = connect_direct(manager, make_websocket)
+        await manager.add_event(event("svc.e1"))
+        await wait_until(lambda: len(client.log) == 1)
+
+        with anyio.fail_after(5):
+            await manager.drain(timeout=1.0)
+
+        assert (
+            WS,
+            logging.INFO,
+            "Closed every WebSocket client for the stop (0 frames undelivered)",
+        ) in websocket_logs()
+        client.websocket.close.assert_awaited_once_with(
+            code=1001, reason="server shutting down"
+        )
+
+
+@pytest.fixture
+async def started(manager):
+    """The manager's own broadcaster, started as the API starts it."""
+    await manager.start()
+    yield manager
+    with anyio.fail_after(5):
+        await manager.stop()
+
+
+@pytest.mark.anyio
+class TestDeliverNotification:
+    async def test_with_the_broadcaster_running_it_is_fanned_out_at_once(
+        self, manager, make_websocket, started
+    ):
+        client = connect_direct(manager, make_websocket)
+
+        manager.deliver_notification("image.update", {}, None, "e1")
+
+        # In this turn of the loop: nothing awaited in between.
+        assert manager.event_queue.empty()
+        assert [json.loads(f)["id"] for f in client.frames()] == ["e1"]
+        assert manager.stats["received"] == 1
+        assert "e1" in manager.history
+
+    async def test_without_a_broadcaster_it_is_queued(self, manager, make_websocket):
+        client = connect_direct(manager, make_websocket)
+
+        manager.deliver_notification("image.update", {}, None, "e1")
+
+        assert [e.id for e in queued_events(manager)] == ["e1"]
+        assert client.log == []
+
+    async def test_after_the_broadcaster_ended_it_is_queued(
+        self, manager, make_websocket
+    ):
+        client = connect_direct(manager, make_websocket)
+        await manager.start()
+        with anyio.fail_after(5):
+            await manager.stop()
+
+        manager.deliver_notification("image.update", {}, None, "e1")
+
+        assert [e.id for e in queued_events(manager)] == ["e1"]
+        assert client.log == []
+
+    async def test_it_goes_behind_the_events_that_are_queued(
+        self, manager, make_websocket, started
+    ):
+        client = connect_direct(manager, make_websocket)
+
+        manager.enqueue_notification("image.update", {}, None, "e1")
+        manager.deliver_notification("image.update", {}, None, "e2")
+        manager.deliver_notification("image.update", {}, None, "e3")
+
+        assert manager.event_queue.qsize() == 3
+        await wait_until(lambda: len(client.log) == 3)
+        assert [json.loads(f)["id"] for f in client.frames()] == ["e1", "e2", "e3"]
+
+    async def test_a_notification_that_is_no_event_is_counted_and_logged(
+        self, manager, started, websocket_logs
+    ):
+        manager.deliver_notification("baremetal.x", ["a", "b"])
+
+        assert manager.stats["invalid"] == 1
+        assert manager.stats["received"] == 0
+        assert (
+            WS,
+            logging.ERROR,
+            "Error processing notification 'baremetal.x': "
+            "payload must be an object, not list",
+        ) in websocket_logs()
+
+    async def test_an_event_sent_already_is_not_sent_again(
+        self, manager, make_websocket, started
+    ):
+        client = connect_direct(manager, make_websocket)
+
+        manager.deliver_notification("image.update", {}, None, "e1")
+        manager.deliver_notification("image.update", {}, None, "e1")
+
+        assert len(client.log) == 1
+        assert manager.stats["duplicates"] == 1
+
+    async def test_a_failing_fan_out_is_logged_and_the_next_goes_out(
+        self, manager, make_websocket, started, websocket_logs, mocker
+    ):
+        client = connect_direct(manager, make_websocket)
+        real_fan_out = manager._fan_out
+        failing = mocker.patch.object(manager, "_fan_out", side_effect=ValueError("x"))
+
+        manager.deliver_notification("image.update", {}, None, "e1")
+        failing.side_effect = real_fan_out
+        manager.deliver_notification("image.update", {}, None, "e2")
+
+        assert [json.loads(f)["id"] for f in client.frames()] == ["e2"]
+        assert (WS, logging.ERROR, "Error in event broadcaster: x") in (
+            websocket_logs()
+        )
+
+
+@pytest.mark.anyio
+class TestHistoryBytes:
+    async def test_the_history_counts_the_length_of_each_frame(
+        self, manager, make_websocket, started
+    ):
+        client = connect_direct(manager, make_websocket)
+
+        manager.deliver_notification("image.update", {"x": "é" * 10}, None, "e1")
+        manager.deliver_notification("image.update", {}, None, "e2")
+
+        assert manager.history.nbytes == sum(len(f) for f in client.frames())
+
+    async def test_a_heartbeat_is_sent_but_not_kept(
+        self, manager, make_websocket, started
+    ):
+        client = connect_direct(manager, make_websocket)
+
+        await manager.send_heartbeat()
+        await wait_until(lambda: len(client.log) == 1)
+
+        assert client.event_types() == ["heartbeat"]
+        assert (len(manager.history), manager.history.nbytes) == (0, 0)

@@ -868,9 +868,7 @@ class TestReadingOnTheLoop:
         assert loop_readers[0].loop is not loop_readers[1].loop
         assert loop_readers[0].detached == 1
 
-    def test_a_loop_that_stopped_has_the_thread_read_again(
-        self, reading, loop_readers
-    ):
+    def test_a_loop_that_stopped_has_the_thread_read_again(self, reading, loop_readers):
         loop = FakeLoop()
         reading.subscriber.loop_of = lambda: loop
         pubsub = reading.subscriber.pubsub
