@@ -9,7 +9,7 @@ means the client missed something that cannot be replayed: a gap.
 
 from collections import deque
 from itertools import islice
-from typing import Any, Callable, Deque, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, NamedTuple, Optional
 
 from osism.services.client_frames import gap_frame, resume_frame
 from osism.services.event_message import EventMessage
@@ -48,6 +48,27 @@ class EventHistory:
         self._entries.append(entry)
         self._by_id[event.id] = entry
         return entry
+
+    def add_older(self, events: Iterable[EventMessage]) -> int:
+        """Keep ``events`` (oldest first) as older than every event kept: the
+        Redis history, loaded while events may already have come live. They
+        get the sequence numbers below the oldest kept, so a client that
+        connected before counts them as not sent to it. One kept already, or
+        beyond ``size``, is left out; how many were kept."""
+        fresh: Dict[str, EventMessage] = {}
+        for event in events:
+            if event.id not in self._by_id:
+                fresh.setdefault(event.id, event)
+        room = self.size - len(self._entries)
+        older = list(fresh.values())
+        kept = older[max(0, len(older) - room) :]
+        seq = self._entries[0].seq if self._entries else self.next_seq
+        for event in reversed(kept):
+            seq -= 1
+            entry = HistoryEntry(seq, event)
+            self._entries.appendleft(entry)
+            self._by_id[event.id] = entry
+        return len(kept)
 
     def find(self, event_id: str) -> Optional[HistoryEntry]:
         return self._by_id.get(event_id)

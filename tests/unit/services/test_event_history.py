@@ -14,6 +14,12 @@ def ids(entries):
     return [entry.event.id for entry in entries]
 
 
+def seq(history: EventHistory, event_id: str) -> int:
+    entry = history.find(event_id)
+    assert entry is not None
+    return entry.seq
+
+
 def filled(size: int, count: int) -> EventHistory:
     history = EventHistory(size)
     for number in range(1, count + 1):
@@ -61,3 +67,50 @@ def test_an_empty_history_has_nothing_between():
 def test_a_history_needs_a_size():
     with pytest.raises(ValueError, match="an event history needs a size, got 0"):
         EventHistory(0)
+
+
+class TestAddOlder:
+    """The Redis history loaded after events came live: kept as older."""
+
+    def test_older_events_go_before_the_kept_ones_numbered_below_them(self):
+        history = filled(10, 2)
+
+        kept = history.add_older([event("r1"), event("r2")])
+
+        assert kept == 2
+        assert ids(history.between(-100, 100)) == ["r1", "r2", "e1", "e2"]
+        assert [seq(history, i) for i in ("r1", "r2")] == [-1, 0]
+        assert history.next_seq == 3
+
+    def test_into_an_empty_history_below_the_next_number(self):
+        history = EventHistory(10)
+
+        history.add_older([event("r1"), event("r2")])
+        live = history.add(event("e1"))
+
+        assert ids(history.between(-100, 100)) == ["r1", "r2", "e1"]
+        assert live.seq == 1
+        assert ids(history.between(seq(history, "r1"), 0)) == ["r2"]
+
+    def test_those_kept_already_or_given_twice_are_left_out(self):
+        history = filled(10, 2)
+
+        kept = history.add_older([event("r1"), event("e1"), event("r1"), event("r2")])
+
+        assert kept == 2
+        assert ids(history.between(-100, 100)) == ["r1", "r2", "e1", "e2"]
+
+    def test_only_the_newest_that_fit_are_kept(self):
+        history = filled(4, 2)
+
+        kept = history.add_older([event("r1"), event("r2"), event("r3")])
+
+        assert kept == 2
+        assert ids(history.between(-100, 100)) == ["r2", "r3", "e1", "e2"]
+        assert "r1" not in history
+
+    def test_a_full_history_keeps_nothing_older(self):
+        history = filled(2, 2)
+
+        assert history.add_older([event("r1")]) == 0
+        assert ids(history.between(-100, 100)) == ["e1", "e2"]
