@@ -31,6 +31,9 @@ class EventHistory:
         self._by_id: Dict[str, HistoryEntry] = {}
         # The sequence number the next event gets; 1 for the first.
         self.next_seq = 1
+        # Whether this holds what the Redis history has: False while an API
+        # process is to load it or to catch up on it (see resume_wait).
+        self.current = True
 
     def __len__(self) -> int:
         return len(self._entries)

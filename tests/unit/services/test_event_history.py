@@ -114,3 +114,7 @@ class TestAddOlder:
 
         assert history.add_older([event("r1")]) == 0
         assert ids(history.between(-100, 100)) == ["e1", "e2"]
+
+
+def test_a_history_is_current_until_told_otherwise():
+    assert EventHistory(3).current is True
