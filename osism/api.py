@@ -61,6 +61,10 @@ def create_app(
             logs.configure_unless_configured(settings.log_level, settings.log_format)
         logs.protect_server_logs()
         await manager.start()
+        if bridge.loads_history():
+            # Until the bridge has loaded the Redis history, a resume waits
+            # for it (RESUME_HISTORY_WAIT at most, see resume_wait).
+            manager.history.current = False
         # Attaching tries Redis, which may take up to its connect timeout:
         # in a thread, so the API serves at once (embedded until it is done).
         attaching = asyncio.create_task(

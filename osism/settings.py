@@ -208,6 +208,17 @@ class Settings(BaseSettings):
             "reached (EVENT_HISTORY_MAX_BYTES)"
         ),
     )
+    resume_history_wait: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description=(
+            "Seconds a resume naming an event the API process does not hold "
+            "waits for the Redis history to be loaded (after a start, or a "
+            "break of the subscription) before it is answered with what the "
+            "process has (RESUME_HISTORY_WAIT)"
+        ),
+    )
     shutdown_drain_timeout: float = Field(
         default=5.0,
         ge=0,

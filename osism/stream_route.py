@@ -27,6 +27,7 @@ from osism.services.client_frames import (
     filter_update_frame,
     parse_client_frame,
 )
+from osism.services.resume_wait import history_ready
 from osism.services.websocket_manager import WebSocketManager
 from osism.settings import Settings
 
@@ -70,7 +71,9 @@ async def openstack_events(websocket: WebSocket) -> None:
     """The event stream. Query parameters, all optional: ``event_filters``,
     ``node_filters``, ``service_filters`` (repeated: one value each) set
     filters, and ``last_event_id`` resumes after that event, at once on
-    connecting, so the replay comes before anything live."""
+    connecting, so the replay comes before anything live; while the Redis
+    history is not loaded yet, the connection is accepted once it is (at most
+    RESUME_HISTORY_WAIT seconds, see resume_wait)."""
     manager: WebSocketManager = websocket.app.state.websocket_manager
     settings: Settings = websocket.app.state.settings
     refusal = _refusal(websocket, settings)
@@ -85,6 +88,13 @@ async def openstack_events(websocket: WebSocket) -> None:
             len(manager.connections),
         )
         return
+    if "last_event_id" in websocket.query_params:
+        # Before connecting, so the replay still comes before anything live.
+        await history_ready(
+            manager,
+            websocket.query_params["last_event_id"],
+            settings.resume_history_wait,
+        )
     await manager.connect(websocket)
     budget = FrameRate(settings.websocket_max_frames_per_second)
     try:
@@ -171,6 +181,9 @@ async def _apply_client_frame(
     except FrameError as e:
         return error_frame(str(e))
     if isinstance(request, Resume):
+        await history_ready(
+            manager, request.last_event_id, settings.resume_history_wait
+        )
         return manager.resume(websocket, request.last_event_id)
     await manager.update_filters(websocket, *request)
     connection = manager.connections.get(websocket)

@@ -1,12 +1,10 @@
 """Bridge between the process that receives OpenStack notifications and the
-process that streams them to WebSocket clients.
-
-The listener calls :meth:`EventBridge.add_event`, which publishes
-``{"event_type": ..., "payload": ...}`` on the Redis channel ``osism:events``.
-The API calls :meth:`EventBridge.set_websocket_manager`, which starts a
-subscriber thread for that channel and a processor thread for the local queue;
-both hand every event to the WebSocket manager's event loop. Without Redis,
-events reach only this process's clients, through the local queue.
+one that streams them to WebSocket clients. The listener calls
+:meth:`EventBridge.add_event`, which publishes ``{"event_type": ...,
+"payload": ...}`` on the Redis channel ``osism:events``. The API calls
+:meth:`EventBridge.set_websocket_manager`: a subscriber thread has the channel
+read (on the manager's loop), a processor thread the local queue. Without
+Redis, events reach only this process's clients.
 
 ``EventBridge`` is the seed's interface (names, signatures, log texts, the
 private names its tests use); the parts in :mod:`osism.services.bridge` do the
@@ -59,13 +57,9 @@ class EventBridge:
     _websocket_manager: _Part[Any] = _Part("_handover", "manager")
 
     def __init__(self, connect: bool = True, settings: Optional[Settings] = None):
-        """Create a bridge from ``settings`` (by default the environment's,
-        read once here).
-
-        With ``connect=False`` Redis is first tried on first use
-        (``add_event`` or ``set_websocket_manager``), which is how the
-        module-level singleton stays free of network I/O at import time.
-        """
+        """A bridge from ``settings`` (the environment's by default). With
+        ``connect=False`` Redis is first tried on first use (``add_event``,
+        ``set_websocket_manager``): the singleton does no I/O at import."""
         settings = Settings() if settings is None else settings
         self.stats: Counter[str] = Counter()
         self._shutdown_event = threading.Event()
@@ -102,6 +96,7 @@ class EventBridge:
             reconnect=lambda: self._init_redis(),
             deliver=self._deliver_from_redis,
             on_subscribed=self._catch_up.after_subscribing,
+            on_lost=self._catch_up.pending,
             answer_within=settings.redis_socket_timeout,
             loop_of=lambda: loop_of(self._websocket_manager),
         )
@@ -139,11 +134,9 @@ class EventBridge:
             self._init_redis()
 
     def _init_redis(self) -> None:
-        """Connect to Redis, or fall back to no client (local queue).
-
-        Attempts are serialised; after one, the pub/sub object is made or
-        dropped by its owner only (see ``Subscriber.owned_here``).
-        """
+        """Connect to Redis, or fall back to no client (local queue). Attempts
+        are serialised; after one, the pub/sub object is made or dropped by
+        its owner only (see ``Subscriber.owned_here``)."""
         with self._link.lock:
             if self._shutdown_event.is_set():
                 return
@@ -179,16 +172,24 @@ class EventBridge:
         self._ensure_redis_tried()
         if self._redis_client is not None and self._subscriber_thread is None:
             self._start_redis_subscriber()
-        elif self._redis_wanted() and self._redis_client is None:
+        elif self._redis_client is None:
+            # No history to wait for: resumes are answered from what is here.
             # The seed stayed embedded for good here; the reconnector
             # subscribes once Redis is reachable.
-            with self._backlog.lock:
-                self._reconnector.ensure_running()
+            self._handover.mark_history(current=True)
+            if self._redis_wanted():
+                with self._backlog.lock:
+                    self._reconnector.ensure_running()
 
     def _subscribe_if_serving(self) -> None:
         """Start the subscriber of an API process that started without Redis."""
         if self._websocket_manager is not None and self._subscriber_thread is None:
+            self._catch_up.pending()
             self._start_redis_subscriber()
+
+    def loads_history(self) -> bool:
+        """Whether resumes are to wait for the Redis history (resume_wait)."""
+        return self._keeps_for_redis() and self._catch_up.history.size > 0
 
     def add_event(
         self,
@@ -199,13 +200,11 @@ class EventBridge:
         timestamp: Optional[str] = None,
     ) -> None:
         """Publish an event on Redis, or keep it until Redis can take it.
-
         ``publisher_id`` (the notification's, e.g. ``nova-compute:host1``),
         ``event_id`` and ``timestamp`` (given where the event entered the
         stream) travel with it when given; the seed's message
         ``{"event_type": ..., "payload": ...}`` is unchanged without them.
-        Never raises: what goes wrong is logged and counted.
-        """
+        Never raises: what goes wrong is logged and counted."""
         event = wire.make_event(event_type, payload, publisher_id, event_id, timestamp)
         try:
             self._ensure_redis_tried()

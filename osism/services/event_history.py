@@ -12,7 +12,7 @@ gap, whichever bound made it go.
 
 from collections import deque
 from itertools import islice
-from typing import Any, Callable, Deque, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, NamedTuple, Optional
 
 from osism.services.client_frames import gap_frame, resume_frame
 from osism.services.event_message import EventMessage
@@ -80,6 +80,9 @@ class EventHistory:
         self.limit(size, max_bytes)
         # The sequence number the next event gets; 1 for the first.
         self.next_seq = 1
+        # Whether this holds what the Redis history has: False while an API
+        # process is to load it or to catch up on it (see resume_wait).
+        self.current = True
 
     def limit(self, size: int, max_bytes: int) -> None:
         """Bound the history to ``size`` events and ``max_bytes``; the
@@ -128,6 +131,30 @@ class EventHistory:
             oldest = entries.popleft()
             del self._by_id[oldest.event.id]
             self.nbytes -= oldest.nbytes
+
+    def add_older(self, events: Iterable[EventMessage]) -> int:
+        """Keep ``events`` (oldest first) as older than every event kept: the
+        Redis history, loaded while events may already have come live. They
+        get the sequence numbers below the oldest kept, so a client that
+        connected before counts them as not sent to it. One kept already, or
+        beyond ``size``, is left out; how many were kept."""
+        fresh: Dict[str, EventMessage] = {}
+        for event in events:
+            if event.id not in self._by_id:
+                fresh.setdefault(event.id, event)
+        room = self.size - len(self._entries)
+        older = list(fresh.values())
+        kept = older[max(0, len(older) - room) :]
+        seq = self._entries[0].seq if self._entries else self.next_seq
+        for event in reversed(kept):
+            seq -= 1
+            entry = HistoryEntry(seq, event, event_size(event))
+            self._entries.appendleft(entry)
+            self._by_id[event.id] = entry
+            self.nbytes += entry.nbytes
+        # The bytes bound takes the oldest first: these.
+        self._forget_beyond_bounds()
+        return len(kept)
 
     def find(self, event_id: str) -> Optional[HistoryEntry]:
         return self._by_id.get(event_id)

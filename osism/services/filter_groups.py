@@ -75,6 +75,8 @@ class ConnectionRegistry(Dict[Any, WebSocketConnection]):
         for websocket, connection in dict(*args, **kwargs).items():
             self[websocket] = connection
 
-    def __ior__(self, other: Any) -> "ConnectionRegistry":  # type: ignore[override,misc]
+    def __ior__(  # type: ignore[override,misc]
+        self, other: Any
+    ) -> "ConnectionRegistry":
         self.update(other)
         return self

@@ -214,18 +214,18 @@ class WebSocketManager:
         take(event)
 
     def remember(self, notifications: Iterable[Tuple[Any, ...]]) -> None:
-        """Keep events in the history without sending them: the recent events
-        of the Redis history, for clients that resume after this process
-        (re)started. Each is what enqueue_notification takes; one that cannot
-        be made into an event, or is kept already, is left out."""
+        """Keep events in the history without sending them, as older than any
+        fanned out: the recent events of the Redis history, for clients that
+        resume after this process (re)started. Each is what
+        enqueue_notification takes; one that cannot be made into an event, or
+        is kept already, is left out."""
+        events = []
         for notification in notifications:
             try:
-                event = event_from_notification(*notification)
+                events.append(event_from_notification(*notification))
             except Exception as e:
                 logger.debug("Not remembering %r: %s", notification[:1], e)
-                continue
-            if event.id not in self.history:
-                self.history.add(event)
+        self.history.add_older(events)
 
     def resume(self, websocket: WebSocket, last_event_id: str) -> Dict[str, Any]:
         """Send a client the events after ``last_event_id`` that match its

@@ -56,11 +56,6 @@ def pipeline(rabbitmq_server, redis_server, api_server, listener):
 
 
 class TestAnApiKilledAndRestartedWhileEventsFlow:
-    @pytest.mark.xfail(
-        reason="known bug, open: a restarted API answers a resume before its "
-        "subscriber has loaded the Redis history, so a client that comes back "
-        "within milliseconds gets a gap (not strict: a slower reconnect passes)",
-    )
     @pytest.mark.timeout(60)
     @pytest.mark.anyio
     async def test_kill_9_restart_on_the_same_port_and_its_client_resumes(

@@ -30,6 +30,9 @@ class FakeBridge:
     def set_websocket_manager(self, manager):
         self.manager = manager
 
+    def loads_history(self):
+        return False
+
     def add_event(
         self, event_type, payload, publisher_id=None, event_id=None, timestamp=None
     ):
@@ -330,6 +333,83 @@ def wait_for_received(client, count):
             return
         assert time.monotonic() < deadline, counters
         time.sleep(0.01)
+
+
+class LoadingBridge(FakeBridge):
+    """A bridge on Redis: the manager's history is loaded when the test says
+    so (``load``), as the subscriber does once it subscribed."""
+
+    def loads_history(self):
+        return True
+
+    def load(self, *event_ids):
+        def load():
+            self.manager.remember([("x.y", {}, None, i, None) for i in event_ids])
+            self.manager.history.current = True
+
+        self.manager.loop.call_soon_threadsafe(load)
+
+
+@pytest.fixture
+def loading_bridge():
+    return LoadingBridge()
+
+
+class TestResumeAfterARestart:
+    """A resume waits for the Redis history (RESUME_HISTORY_WAIT at most)."""
+
+    def test_the_start_marks_the_history_as_to_be_loaded_on_redis_only(
+        self, manager, loading_bridge, settings
+    ):
+        with TestClient(create_app(manager, loading_bridge, settings)):
+            assert manager.history.current is False
+        embedded = WebSocketManager()
+        bridge: Any = FakeBridge()
+        with TestClient(create_app(embedded, bridge, settings)):
+            assert embedded.history.current is True
+
+    def test_the_resume_action_is_answered_from_the_loaded_history(
+        self, manager, loading_bridge, settings
+    ):
+        with TestClient(create_app(manager, loading_bridge, settings)) as client:
+            with client.websocket_connect(EVENTS) as websocket:
+                websocket.send_json({"action": "resume", "last_event_id": "e1"})
+                loading_bridge.load("e1", "e2")
+                replayed, reply = websocket.receive_json(), websocket.receive_json()
+
+        assert replayed["id"] == "e2"
+        assert reply == {"type": "resume", "status": "success", "replayed": 1}
+
+    def test_a_resume_in_the_query_is_answered_from_the_loaded_history(
+        self, manager, loading_bridge, settings
+    ):
+        with TestClient(create_app(manager, loading_bridge, settings)) as client:
+            loading_bridge.load("e1", "e2")
+            url = f"{EVENTS}?last_event_id=e1"
+            with client.websocket_connect(url) as websocket:
+                replayed, reply = websocket.receive_json(), websocket.receive_json()
+
+        assert replayed["id"] == "e2"
+        assert reply == {"type": "resume", "status": "success", "replayed": 1}
+
+    @pytest.mark.parametrize("form", ["query", "action"])
+    def test_a_history_not_loaded_in_time_is_a_gap_after_the_wait(
+        self, manager, loading_bridge, form
+    ):
+        settings = Settings(heartbeat_interval=3600, resume_history_wait=0.2)
+        with TestClient(create_app(manager, loading_bridge, settings)) as client:
+            started = time.monotonic()
+            if form == "query":
+                with client.websocket_connect(f"{EVENTS}?last_event_id=e1") as ws:
+                    reply = ws.receive_json()
+            else:
+                with client.websocket_connect(EVENTS) as ws:
+                    ws.send_json({"action": "resume", "last_event_id": "e1"})
+                    reply = ws.receive_json()
+            waited = time.monotonic() - started
+
+        assert (reply["type"], reply["last_event_id"]) == ("gap", "e1")
+        assert 0.2 <= waited < 5
 
 
 class TestResume:

@@ -108,6 +108,9 @@ class RecordingBridge:
     def set_websocket_manager(self, manager: Any) -> None:
         pass
 
+    def loads_history(self) -> bool:
+        return False
+
     def shutdown(self) -> None:
         pass
 

@@ -5,7 +5,9 @@ manager's history with the stream's recent events, without sending them to
 anyone: a client that resumes after the API restarted finds its last event
 there. One that subscribes again after its subscription broke delivers what
 was published meanwhile, the stream's events after the last one it
-delivered (the manager skips any it has sent already).
+delivered (the manager skips any it has sent already). Until either is done,
+the manager's history is marked as not current, so a client that resumes
+meanwhile waits for it (see :mod:`osism.services.resume_wait`).
 """
 
 import logging
@@ -44,18 +46,32 @@ class CatchUp:
     def delivered(self, event: Event) -> None:
         self.last_delivered = wire.id_of(event) or self.last_delivered
 
+    def pending(self) -> None:
+        """The manager's history is to be loaded or caught up on (a first
+        subscribe is coming, or the subscription broke): resumes wait for it
+        (see resume_wait) until :meth:`after_subscribing` is done."""
+        if self.history.size:
+            self.handover.mark_history(current=False)
+
     def after_subscribing(self) -> None:
-        """Load the history (first time) or catch up (every time after)."""
-        client = self.link.client
-        if self.handover.manager is None or not self.history.size or client is None:
+        """Load the history (first time) or catch up (every time after); then
+        the manager's history is current, also when that failed: resumes are
+        answered with what it has."""
+        if self.handover.manager is None or not self.history.size:
             return
         try:
-            if not self.loaded:
-                self._load(client)
-            elif self.last_delivered is not None:
-                self._catch_up(client, self.last_delivered)
+            self._load_or_catch_up(self.link.client)
         except Exception as e:
             logger.warning("Catching up from the Redis history failed: %s", e)
+        self.handover.mark_history(current=True)
+
+    def _load_or_catch_up(self, client: Any) -> None:
+        if client is None:
+            return
+        if not self.loaded:
+            self._load(client)
+        elif self.last_delivered is not None:
+            self._catch_up(client, self.last_delivered)
 
     def _load(self, client: Any) -> None:
         events = self.history.newest(client, self.link.channel)

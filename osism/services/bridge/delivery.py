@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from osism.services.bridge import threads, wire
 from osism.services.bridge.wire import Event
 from osism.services.event_buffer import EventBuffer
+from osism.services.event_history import EventHistory
 from osism.services.loop_handoff import LoopHandoff, running_here
 
 logger = logging.getLogger("osism.event_bridge")
@@ -101,6 +102,23 @@ class Handover:
         else:
             manager.remember(notifications)
 
+    def mark_history(self, current: bool) -> None:
+        """Tell the manager whether its history holds what Redis has (a
+        resume waits while it does not, see resume_wait): on its loop, after
+        what was handed over before. A manager without such a history, or
+        whose loop is closed, is not told."""
+        manager = self.manager
+        if not isinstance(getattr(manager, "history", None), EventHistory):
+            return
+        loop = loop_of(manager)
+        if loop is None:
+            _mark(manager, current)
+            return
+        try:
+            loop.call_soon_threadsafe(_mark, manager, current)
+        except RuntimeError as e:
+            logger.debug("Not marking the history of a stopped manager: %s", e)
+
     def _handoff_to(
         self, manager: Any, loop: asyncio.AbstractEventLoop
     ) -> "LoopHandoff[Notification]":
@@ -110,6 +128,10 @@ class Handover:
                 loop, lambda item: manager.deliver_notification(*item), manager
             )
         return handoff
+
+
+def _mark(manager: Any, current: bool) -> None:
+    manager.history.current = current
 
 
 class LocalProcessor:

@@ -53,6 +53,7 @@ class Subscriber:
         reconnect: Callable[[], None],
         deliver: Callable[[Event], None],
         on_subscribed: Callable[[], None] = lambda: None,
+        on_lost: Callable[[], None] = lambda: None,
         answer_within: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         loop_of: Callable[[], Optional[asyncio.AbstractEventLoop]] = lambda: None,
@@ -66,8 +67,10 @@ class Subscriber:
         self.clock = clock
         self._heard_at = 0.0
         self._pinged_at: Optional[float] = None
-        # Called after every subscribe that succeeded (catching up).
+        # Called after every subscribe that succeeded (catching up), and
+        # when a subscription broke (what comes meanwhile is to catch up on).
         self.on_subscribed = on_subscribed
+        self.on_lost = on_lost
         self.link = link
         self.origin = origin
         self.max_retries = max_retries
@@ -173,6 +176,7 @@ class Subscriber:
                         break
                     retry_count += 1
                     self.connected = False
+                    self.on_lost()
                     self.link.note_outage(e)
                     self.stats["redis_errors"] += 1
                     logger.error(

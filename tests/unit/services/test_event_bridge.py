@@ -13,6 +13,8 @@ from unittest.mock import AsyncMock
 import pytest
 
 from osism.services.event_bridge import EventBridge
+from osism.services.event_history import EventHistory
+from osism.services.websocket_manager import WebSocketManager
 from osism.settings import Settings
 from tests.unit.services.bridge_log_lines import info, warning
 
@@ -192,6 +194,93 @@ class TestHistory:
 
         assert [r[-1]["event_id"] for r in manager.received] == ["e1", "e2"]
         assert api.health()["counters"]["caught_up"] == 1
+
+
+class MarkedHistory(EventHistory):
+    """An event history that records every mark of ``current``."""
+
+    marks: List[bool]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "current":
+            self.__dict__.setdefault("marks", []).append(value)
+        super().__setattr__(name, value)
+
+
+class LoadingManager(WebSocketManager):
+    history: MarkedHistory
+
+
+def loading_manager() -> LoadingManager:
+    """A manager (no loop yet: marks apply at once) whose history the API's
+    start marked as to be loaded."""
+    manager = LoadingManager()
+    manager.history = MarkedHistory(100)
+    manager.history.current = False
+    return manager
+
+
+class TestResumesWaitForTheHistory:
+    """The manager's history is current (resume_wait) once loaded or caught
+    up from Redis, or when there is no Redis to load from."""
+
+    def test_an_api_on_redis_is_current_once_it_loaded_the_history(
+        self, make_bridge, fake_redis, threads
+    ):
+        make_bridge(redis_subscriber_wait=0).add_event("x.y", {}, None, "e1")
+        api, manager = make_bridge(), loading_manager()
+        assert api.loads_history() is True
+
+        api.set_websocket_manager(manager)
+        assert manager.history.current is False
+        fake_redis.when_idle = api.shutdown
+        thread(threads, "subscriber").run()
+
+        assert "e1" in manager.history
+        assert manager.history.marks == [True, False, True]
+
+    def test_a_broken_subscription_is_pending_until_caught_up(
+        self, make_bridge, fake_redis, threads
+    ):
+        api, listener = make_bridge(**QUICK), make_bridge()
+        manager = loading_manager()
+        api.set_websocket_manager(manager)
+        steps = [
+            lambda: listener.add_event("x.y", {}, None, "e1"),
+            # The subscription breaks; e2 is published meanwhile.
+            lambda: (fake_redis.restart(), listener.add_event("x.y", {}, None, "e2")),
+            api.shutdown,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        thread(threads, "subscriber").run()
+
+        assert manager.history.marks == [True, False, True, False, True]
+        assert [manager.event_queue.get_nowait().id for _ in range(2)] == ["e1", "e2"]
+
+    def test_without_redis_at_the_start_nothing_waits_until_redis_is_back(
+        self, make_bridge, fake_redis, threads
+    ):
+        fake_redis.go_down()
+        api, manager = make_bridge(connect=False, **QUICK), loading_manager()
+
+        api.set_websocket_manager(manager)
+        assert manager.history.current is True
+        fake_redis.come_back()
+        thread(threads, "reconnector").run()
+        assert manager.history.current is False
+        fake_redis.when_idle = api.shutdown
+        thread(threads, "subscriber").run()
+
+        assert manager.history.marks == [True, False, True, False, True]
+
+    def test_an_api_without_redis_does_not_load_it(self, make_bridge, fake_redis):
+        assert make_bridge(redis_host="").loads_history() is False
+        fake_redis.go_down()
+        absent = make_bridge(connect=False)
+        absent.set_websocket_manager(Manager())
+
+        assert absent.loads_history() is False
 
 
 class TestPublishNow:

@@ -28,6 +28,12 @@ def ids(entries):
     return [entry.event.id for entry in entries]
 
 
+def seq(history: EventHistory, event_id: str) -> int:
+    entry = history.find(event_id)
+    assert entry is not None
+    return entry.seq
+
+
 def filled(size: int, count: int) -> EventHistory:
     history = EventHistory(size)
     for number in range(1, count + 1):
@@ -205,3 +211,67 @@ def test_the_json_size_of_a_structure_that_contains_itself_is_bounded():
     # A list and MAX_VALUES - 1 numbers: every value counted.
     values = MAX_VALUES - 1
     assert json_size([0] * values) == 2 + values + values * SCALAR_BYTES
+
+
+class TestAddOlder:
+    """The Redis history loaded after events came live: kept as older."""
+
+    def test_older_events_go_before_the_kept_ones_numbered_below_them(self):
+        history = filled(10, 2)
+
+        kept = history.add_older([event("r1"), event("r2")])
+
+        assert kept == 2
+        assert ids(history.between(-100, 100)) == ["r1", "r2", "e1", "e2"]
+        assert [seq(history, i) for i in ("r1", "r2")] == [-1, 0]
+        assert history.next_seq == 3
+
+    def test_into_an_empty_history_below_the_next_number(self):
+        history = EventHistory(10)
+
+        history.add_older([event("r1"), event("r2")])
+        live = history.add(event("e1"))
+
+        assert ids(history.between(-100, 100)) == ["r1", "r2", "e1"]
+        assert live.seq == 1
+        assert ids(history.between(seq(history, "r1"), 0)) == ["r2"]
+
+    def test_those_kept_already_or_given_twice_are_left_out(self):
+        history = filled(10, 2)
+
+        kept = history.add_older([event("r1"), event("e1"), event("r1"), event("r2")])
+
+        assert kept == 2
+        assert ids(history.between(-100, 100)) == ["r1", "r2", "e1", "e2"]
+
+    def test_only_the_newest_that_fit_are_kept(self):
+        history = filled(4, 2)
+
+        kept = history.add_older([event("r1"), event("r2"), event("r3")])
+
+        assert kept == 2
+        assert ids(history.between(-100, 100)) == ["r2", "r3", "e1", "e2"]
+        assert "r1" not in history
+
+    def test_a_full_history_keeps_nothing_older(self):
+        history = filled(2, 2)
+
+        assert history.add_older([event("r1")]) == 0
+        assert ids(history.between(-100, 100)) == ["e1", "e2"]
+
+
+def test_a_history_is_current_until_told_otherwise():
+    assert EventHistory(3).current is True
+
+
+def test_older_events_beyond_the_bytes_are_the_first_to_go():
+    history = EventHistory(1000, max_bytes=350 * KIB)
+    history.add(big("e1"))
+    history.add(big("e2"))
+
+    history.add_older([big("r1"), big("r2")])
+
+    # Room for three: the newest loaded stays, the oldest goes.
+    assert ids(history.between(-100, 100)) == ["r2", "e1", "e2"]
+    assert "r1" not in history
+    assert history.nbytes <= 350 * KIB

@@ -1325,7 +1325,8 @@ class TestRemember:
 
         reply = manager.resume(websocket, "e1")
 
-        assert [entry.event.id for entry in manager.history.between(0, 10)] == [
+        # Older than anything fanned out: numbered below it.
+        assert [entry.event.id for entry in manager.history.between(-10, 0)] == [
             "e1",
             "e2",
         ]
@@ -1336,6 +1337,34 @@ class TestRemember:
         [frame] = [json.loads(c.args[0]) for c in websocket.send_text.await_args_list]
         assert (frame["id"], frame["timestamp"]) == ("e2", "t2")
         assert frame["data"]["publisher_id"] == "nova-compute:c1"
+
+    async def test_a_client_connected_before_they_were_remembered_gets_them(
+        self, manager, make_websocket
+    ):
+        """A restarted API: the client came back (and got a live event)
+        before the Redis history was loaded; its resume replays what it
+        missed from the history, not the live event again."""
+        websocket = make_websocket()
+        await manager.connect(websocket)
+        manager.enqueue_notification("x.y", {}, None, "live", "t9")
+        async with broadcasting(manager):
+            await wait_until(lambda: websocket.send_text.await_count == 1)
+            manager.remember(
+                [
+                    ("x.y", {}, None, "e1", "t1"),
+                    ("x.y", {}, None, "e2", "t2"),
+                    ("x.y", {}, None, "live", "t9"),
+                ]
+            )
+
+            reply = manager.resume(websocket, "e1")
+
+            assert reply == {"type": "resume", "status": "success", "replayed": 1}
+            await wait_until(lambda: websocket.send_text.await_count == 2)
+        sent = [
+            json.loads(c.args[0])["id"] for c in websocket.send_text.await_args_list
+        ]
+        assert sent == ["live", "e2"]
 
 
 @pytest.mark.anyio

@@ -20,15 +20,19 @@ def event(number: int) -> dict:
 
 
 class Remembering:
-    """The hand-over as catching up sees it: a manager, and what it was told
-    to remember."""
+    """The hand-over as catching up sees it: a manager, what it was told to
+    remember, and whether its history was marked current (True) or not."""
 
     def __init__(self) -> None:
         self.manager: Any = object()
         self.remembered: List[Any] = []
+        self.marks: List[bool] = []
 
     def remember(self, events: List[Any]) -> None:
         self.remembered.append(events)
+
+    def mark_history(self, current: bool) -> None:
+        self.marks.append(current)
 
 
 class Side:
@@ -68,6 +72,7 @@ def test_the_first_subscribe_remembers_the_history_without_delivering(
     side.catch_up.after_subscribing()
 
     assert side.handover.remembered == [[event(1), event(2)]]
+    assert side.handover.marks == [True]
     assert side.delivered == []
     assert side.catch_up.last_delivered == "e2"
     assert bridge_logs() == [info("Loaded the 2 recent events of the Redis history")]
@@ -89,6 +94,7 @@ def test_a_later_subscribe_delivers_what_was_published_meanwhile(side, bridge_lo
     side.catch_up.after_subscribing()
 
     assert side.delivered == [event(2), event(3)]
+    assert side.handover.marks == [True, True]
     assert side.stats["caught_up"] == 2
     assert bridge_logs()[-1] == info(
         "Caught up on 2 events published while the subscription was down"
@@ -137,23 +143,46 @@ def test_an_event_without_id_leaves_the_last_one(side):
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, marks",
     [
         pytest.param(
-            lambda side: setattr(side.handover, "manager", None), id="no-manager"
+            lambda side: setattr(side.handover, "manager", None),
+            [],
+            id="no-manager",
         ),
-        pytest.param(lambda side: setattr(side.history, "size", 0), id="no-history"),
-        pytest.param(lambda side: setattr(side.link, "client", None), id="no-redis"),
+        pytest.param(
+            lambda side: setattr(side.history, "size", 0), [], id="no-history"
+        ),
+        # Nothing to load from: resumes are answered with what is there.
+        pytest.param(
+            lambda side: setattr(side.link, "client", None), [True], id="no-redis"
+        ),
     ],
 )
-def test_a_publisher_no_history_or_no_redis_takes_nothing(side, change):
+def test_a_publisher_no_history_or_no_redis_takes_nothing(side, change, marks):
     side.publish(1)
     change(side)
 
     side.catch_up.after_subscribing()
 
     assert side.handover.remembered == []
+    assert side.handover.marks == marks
     assert not side.catch_up.loaded
+
+
+def test_pending_marks_the_history_not_current_until_subscribed(side):
+    side.catch_up.pending()
+    side.catch_up.after_subscribing()
+
+    assert side.handover.marks == [False, True]
+
+
+def test_without_a_history_there_is_nothing_to_wait_for(side):
+    side.history.size = 0
+
+    side.catch_up.pending()
+
+    assert side.handover.marks == []
 
 
 def test_a_failure_is_a_warning_and_the_subscriber_goes_on(
@@ -167,3 +196,6 @@ def test_a_failure_is_a_warning_and_the_subscriber_goes_on(
         warning("Catching up from the Redis history failed: reset")
     ]
     assert not side.catch_up.loaded
+    # Failed: resumes do not wait for what cannot come; the next subscribe
+    # loads it.
+    assert side.handover.marks == [True]

@@ -12,8 +12,9 @@ import pytest
 
 from osism.services.bridge.delivery import Handover, LocalProcessor
 from osism.services.event_buffer import EventBuffer
+from osism.services.websocket_manager import WebSocketManager
 from tests.unit.services.bridge_doubles import FakeShutdown
-from tests.unit.services.bridge_log_lines import error, info, warning
+from tests.unit.services.bridge_log_lines import debug, error, info, warning
 
 EVENT_TYPE = "baremetal.node.power_set.end"
 PAYLOAD = {"ironic_object.data": {"name": "node1", "uuid": "abc-123"}}
@@ -57,6 +58,53 @@ class TestRemembering:
         manager.remember.assert_called_once_with(
             [(EVENT_TYPE, PAYLOAD, None, None, None)]
         )
+
+
+class TestMarkingTheHistory:
+    """Whether the manager's history holds what Redis has (resume_wait)."""
+
+    def test_it_is_marked_on_the_managers_loop(self, handover, loop):
+        manager = WebSocketManager()
+        manager.loop = loop
+        handover.manager = manager
+        handover.remember([{**EVENT, "id": "e-1"}])
+
+        handover.mark_history(current=False)
+
+        # Nothing changes in the bridge's thread.
+        assert manager.history.current is True and "e-1" not in manager.history
+        loop.run_until_complete(asyncio.sleep(0))
+        assert manager.history.current is False and "e-1" in manager.history
+
+    def test_without_a_loop_yet_it_is_marked_at_once(self, handover):
+        manager = WebSocketManager()
+        handover.manager = manager
+
+        handover.mark_history(current=False)
+
+        assert manager.history.current is False
+
+    @pytest.mark.parametrize(
+        "manager", [None, MagicMock(), types.SimpleNamespace(history=None)]
+    )
+    def test_a_manager_without_an_event_history_is_not_told(self, handover, manager):
+        handover.manager = manager
+
+        handover.mark_history(current=False)
+
+    def test_a_manager_whose_loop_is_closed_is_not_told(self, handover, bridge_logs):
+        manager = WebSocketManager()
+        closed = asyncio.new_event_loop()
+        closed.close()
+        manager.loop = closed
+        handover.manager = manager
+
+        handover.mark_history(current=False)
+
+        assert manager.history.current is True
+        assert bridge_logs() == [
+            debug("Not marking the history of a stopped manager: Event loop is closed")
+        ]
 
 
 class TestHandingOver:

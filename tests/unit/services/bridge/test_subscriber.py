@@ -367,6 +367,22 @@ class TestCatchingUpAfterSubscribing:
         assert subscribed == [True, True]
         assert RESUBSCRIBED in bridge_logs()
 
+    def test_a_broken_subscription_is_reported_before_it_is_subscribed_again(
+        self, reading, fake_redis
+    ):
+        told: List[str] = []
+        reading.subscriber.on_subscribed = lambda: told.append("subscribed")
+        reading.subscriber.on_lost = lambda: told.append("lost")
+        steps = [
+            lambda: fake_redis.fail_next("pubsub.get_message", ConnectionError("a")),
+            reading.shutdown.set,
+        ]
+        fake_redis.when_idle = lambda: steps.pop(0)()
+
+        reading.subscriber.listen()
+
+        assert told == ["subscribed", "lost", "subscribed"]
+
 
 class TestReconnecting:
     def test_a_read_error_waits_the_retry_delay_reconnects_and_resubscribes(
