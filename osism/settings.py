@@ -184,6 +184,17 @@ class Settings(BaseSettings):
             "before it is published to nobody (REDIS_SUBSCRIBER_WAIT)"
         ),
     )
+    event_batch_interval: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description=(
+            "Seconds an API process lets events from Redis gather under a "
+            "steady stream before it fans them out together, one write per "
+            "client for all of them; an event after a quieter spell goes out "
+            "at once; 0 sends every event as it comes (EVENT_BATCH_INTERVAL)"
+        ),
+    )
     api_host: str = Field(
         default="127.0.0.1",
         description="Address `osism service api` listens on (API_HOST)",

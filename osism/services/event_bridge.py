@@ -69,8 +69,7 @@ class EventBridge:
         self._event_queue: EventBuffer[wire.Event] = EventBuffer(self._buffer_size)
         origin = uuid.uuid4().hex
         self._link = RedisLink.from_settings(settings)
-        # REDIS_RETRY_DELAY doubling up to REDIS_RESTART_MAX_DELAY; a retry
-        # delay above that cap is every wait.
+        # REDIS_RETRY_DELAY doubling up to REDIS_RESTART_MAX_DELAY (or itself).
         backoff = Backoff(
             settings.redis_retry_delay,
             max(settings.redis_retry_delay, settings.redis_restart_max_delay),
@@ -99,6 +98,7 @@ class EventBridge:
             on_lost=self._catch_up.pending,
             answer_within=settings.redis_socket_timeout,
             loop_of=lambda: loop_of(self._websocket_manager),
+            batch_interval=settings.event_batch_interval,
         )
         receivers = Receivers(
             settings.redis_subscriber_wait,

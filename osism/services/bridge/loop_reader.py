@@ -46,10 +46,17 @@ class LoopReader:
     """Reads a pub/sub on ``loop``, handing every message to ``take`` there."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, take: Callable[[Dict[str, Any]], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        take: Callable[[Dict[str, Any]], None],
+        batch_interval: float = 0.0,
     ) -> None:
         self.loop = loop
         self.take = take
+        # EVENT_BATCH_INTERVAL: reads are at least this far apart.
+        self.batch_interval = batch_interval
+        self._read_at = -batch_interval
+        self._later: Optional[asyncio.TimerHandle] = None
         self._pubsub: Any = None
         self._fd: Optional[int] = None
         self._failed = threading.Event()
@@ -84,13 +91,15 @@ class LoopReader:
 
     def ping(self) -> None:
         """Ping Redis from the loop (the answer is read there)."""
-        if self._pubsub is not None:
-            self._on_loop(self._ping, wait=False)
+        fd = self._fd
+        if self._pubsub is not None and fd is not None:
+            self._on_loop(lambda: self._ping(fd), wait=False)
 
     def detach(self) -> None:
         """Stop reading; once this returns the loop no longer touches the pub/sub."""
-        if self._pubsub is not None:
-            self._on_loop(self._stop)
+        fd = self._fd
+        if self._pubsub is not None and fd is not None:
+            self._on_loop(lambda: self._stop(fd))
             self._pubsub = self._fd = None
 
     def _on_loop(self, work: Callable[[], None], wait: bool = True) -> bool:
@@ -115,27 +124,46 @@ class LoopReader:
         return not wait or done.wait(LOOP_ANSWER_TIMEOUT)
 
     def _start(self) -> None:
-        assert self._fd is not None
-        self.loop.add_reader(self._fd, self._read)
+        fd = self._fd
+        assert fd is not None
+        self.loop.add_reader(fd, self._readable, fd)
         # What the subscriber read into its buffer already would not wake
         # the loop.
-        self._read()
+        self._read(fd)
 
-    def _stop(self) -> None:
-        assert self._fd is not None
-        self.loop.remove_reader(self._fd)
+    def _readable(self, fd: int) -> None:
+        """Read now, or once ``batch_interval`` has passed since the last
+        read: under a steady stream, what arrives meanwhile is fanned out
+        (and written to each client) together."""
+        due = self._read_at + self.batch_interval
+        if self.loop.time() >= due:
+            self._read(fd)
+            return
+        self.loop.remove_reader(fd)
+        self._later = self.loop.call_at(due, self._read_later, fd)
+
+    def _read_later(self, fd: int) -> None:
+        self._later = None
+        self.loop.add_reader(fd, self._readable, fd)
+        self._read(fd)
+
+    def _stop(self, fd: int) -> None:
+        self.loop.remove_reader(fd)
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
 
     # Reads and pings go to the connection itself: the pub/sub's own methods
     # reconnect after a failure, which would block the loop while a Redis
     # that is gone does not answer; reconnecting is the thread's job.
 
-    def _ping(self) -> None:
+    def _ping(self, fd: int) -> None:
         try:
             self._connection().send_command("PING")
         except Exception as e:
-            self._fail(e)
+            self._fail(e, fd)
 
-    def _read(self) -> None:
+    def _read(self, fd: int) -> None:
         """Take every message that can be read without waiting."""
         pubsub = self._pubsub
         try:
@@ -143,6 +171,8 @@ class LoopReader:
                 connection = self._connection()
                 if not connection.can_read(timeout=0):
                     return
+                # A read that finds something starts the batch interval.
+                self._read_at = self.loop.time()
                 response = connection.read_response(
                     disconnect_on_error=False,
                     push_request=True,
@@ -152,7 +182,7 @@ class LoopReader:
                 if message is not None:
                     self.take(message)
         except Exception as e:
-            self._fail(e)
+            self._fail(e, fd)
 
     def _connection(self) -> Any:
         connection = getattr(self._pubsub, "connection", None)
@@ -160,8 +190,8 @@ class LoopReader:
             raise ConnectionError("the Redis subscription has no connection")
         return connection
 
-    def _fail(self, error: BaseException) -> None:
-        """Stop reading and tell the supervising thread why."""
-        self._stop()
+    def _fail(self, error: BaseException, fd: int) -> None:
+        """Stop reading ``fd`` and tell the supervising thread why."""
+        self._stop(fd)
         self._failure = error
         self._failed.set()

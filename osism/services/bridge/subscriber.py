@@ -57,7 +57,10 @@ class Subscriber:
         answer_within: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         loop_of: Callable[[], Optional[asyncio.AbstractEventLoop]] = lambda: None,
+        batch_interval: float = 0.0,
     ) -> None:
+        # EVENT_BATCH_INTERVAL, for the loop's reads.
+        self.batch_interval = batch_interval
         # The loop that reads the channel instead of this thread, if any
         # (the WebSocket manager's, see loop_reader).
         self.loop_of = loop_of
@@ -221,7 +224,7 @@ class Subscriber:
         if loop is None or not running:
             return None
         if reader is None or reader.loop is not loop:
-            reader = self._reader = LoopReader(loop, self.take)
+            reader = self._reader = LoopReader(loop, self.take, self.batch_interval)
         return reader if reader.attach(pubsub) else None
 
     def _stop_loop_reading(self) -> None:

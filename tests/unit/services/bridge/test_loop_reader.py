@@ -249,3 +249,48 @@ def test_a_loop_that_does_not_answer_in_time_does_not_take_it(redis, monkeypatch
         assert reader.pubsub is None
     finally:
         loop.close()
+
+
+# Long enough that a turn of the loop never lasts it, even on a busy machine.
+INTERVAL = 0.5
+
+
+async def test_under_a_steady_stream_reads_are_a_batch_interval_apart(redis):
+    loop = asyncio.get_running_loop()
+    reader = LoopReader(loop, Taken(), batch_interval=INTERVAL)
+    reader.attach(redis.pubsub)
+
+    # The first message after a quiet spell is read at once.
+    redis.send(("message", "a"))
+    await wait_until(lambda: taken(reader) == [("message", "a")])
+    first_read = loop.time()
+    # What comes within the interval waits for it to pass, and goes
+    # together.
+    redis.send(("message", "b"))
+    redis.send(("message", "c"))
+    await anyio.sleep(0.05)
+    assert taken(reader) == [("message", "a")]
+    await wait_until(lambda: len(reader.take) == 3)
+    # (the loop may run a timer up to its clock resolution early)
+    assert loop.time() - first_read >= INTERVAL - 0.01
+    assert taken(reader)[1:] == [("message", "b"), ("message", "c")]
+    # The socket is watched again afterwards.
+    redis.send(("message", "d"))
+    await wait_until(lambda: len(reader.take) == 4, timeout=2 * INTERVAL + 5)
+    reader.detach()
+
+
+async def test_detaching_while_a_read_waits_cancels_it(redis):
+    loop = asyncio.get_running_loop()
+    reader = LoopReader(loop, Taken(), batch_interval=INTERVAL)
+    reader.attach(redis.pubsub)
+    redis.send(("message", "a"))
+    await wait_until(lambda: len(reader.take) == 1)
+    redis.send(("message", "b"))
+    await anyio.sleep(0.05)
+
+    reader.detach()
+    await anyio.sleep(INTERVAL + 0.1)
+
+    assert taken(reader) == [("message", "a")]
+    assert not registered(reader, redis)

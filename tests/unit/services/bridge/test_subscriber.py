@@ -737,9 +737,10 @@ class FakeLoopReader:
     made: List["FakeLoopReader"] = []
     takes = True
 
-    def __init__(self, loop: Any, take: Any) -> None:
+    def __init__(self, loop: Any, take: Any, batch_interval: float) -> None:
         self.loop = loop
         self.take = take
+        self.batch_interval = batch_interval
         self.pubsub: Any = None
         self.attached: List[Any] = []
         self.detached = 0
@@ -810,6 +811,7 @@ class TestReadingOnTheLoop:
         assert reading.delivered == [EVENT, {**EVENT, "payload": {"b": 2}}]
         [reader] = loop_readers
         assert reader.loop is loop and reader.attached == [pubsub]
+        assert reader.batch_interval == 0.0
         # Only the loop read (timeout 0), never the thread (READ_TIMEOUT).
         assert set(pubsub.read_timeouts) == {0}
         # Let go before the pub/sub was closed (FakeLoopReader.detach checks).
