@@ -121,9 +121,9 @@ async def test_what_is_buffered_is_taken_at_once_and_the_rest_as_it_comes(
     assert reader.pubsub is redis.pubsub
 
     redis.send(("message", "b"), ("hidden", ""), ("message", "c"))
-    await wait_until(lambda: len(reader.take) == 4)
+    await wait_until(lambda: len(taken(reader)) == 4)
     redis.send(("pong", ""))
-    await wait_until(lambda: len(reader.take) == 5)
+    await wait_until(lambda: len(taken(reader)) == 5)
     assert taken(reader)[2:] == [("message", "b"), ("message", "c"), ("pong", "")]
     reader.detach()
 
@@ -270,13 +270,13 @@ async def test_under_a_steady_stream_reads_are_a_batch_interval_apart(redis):
     redis.send(("message", "c"))
     await anyio.sleep(0.05)
     assert taken(reader) == [("message", "a")]
-    await wait_until(lambda: len(reader.take) == 3)
+    await wait_until(lambda: len(taken(reader)) == 3)
     # (the loop may run a timer up to its clock resolution early)
     assert loop.time() - first_read >= INTERVAL - 0.01
     assert taken(reader)[1:] == [("message", "b"), ("message", "c")]
     # The socket is watched again afterwards.
     redis.send(("message", "d"))
-    await wait_until(lambda: len(reader.take) == 4, timeout=2 * INTERVAL + 5)
+    await wait_until(lambda: len(taken(reader)) == 4, timeout=2 * INTERVAL + 5)
     reader.detach()
 
 
@@ -285,7 +285,7 @@ async def test_detaching_while_a_read_waits_cancels_it(redis):
     reader = LoopReader(loop, Taken(), batch_interval=INTERVAL)
     reader.attach(redis.pubsub)
     redis.send(("message", "a"))
-    await wait_until(lambda: len(reader.take) == 1)
+    await wait_until(lambda: len(taken(reader)) == 1)
     redis.send(("message", "b"))
     await anyio.sleep(0.05)
 
