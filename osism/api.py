@@ -25,6 +25,7 @@ from osism.http_routes import router as http_router
 from osism.services.event_bridge import EventBridge, event_bridge
 from osism.services.websocket_manager import WebSocketManager, websocket_manager
 from osism.settings import Settings, get_settings
+from osism.stream_route import StreamShortcut
 from osism.stream_route import router as stream_router
 from osism.ui_route import router as ui_router
 
@@ -118,6 +119,7 @@ def create_app(
         allow_headers=["Authorization", "Content-Type"],
     )
     app.add_middleware(OriginGuard, allowed=settings.allowed_origins)
+    app.add_middleware(StreamShortcut)
     return app
 
 

@@ -192,3 +192,28 @@ async def _apply_client_frame(
     return filter_update_frame(
         connection.event_filters, connection.node_filters, connection.service_filters
     )
+
+
+class StreamShortcut:
+    """ASGI middleware: the event stream's WebSocket goes straight to
+    :func:`openstack_events`, past the router and the per-request machinery
+    of FastAPI (exit stacks, dependency solving, exception handlers), which
+    a connection holds for its whole life: about 12 KiB of every idle client.
+    Added last, it runs just inside Starlette's error middleware (which lets
+    WebSockets pass); every other request goes on as before."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and _route_path(scope) == EVENTS_PATH:
+            await openstack_events(WebSocket(scope, receive, send))
+        else:
+            await self.app(scope, receive, send)
+
+
+def _route_path(scope: Any) -> str:
+    """The request's path below the app's root path (as Starlette routes)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path

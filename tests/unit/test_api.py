@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 from fastapi.testclient import TestClient
 
 import osism.api
@@ -225,6 +226,29 @@ class TestLifespan:
 
 
 class TestWebSocket:
+    def test_the_stream_skips_fastapis_routing_and_other_sockets_do_not(
+        self, client, mocker
+    ):
+        """StreamShortcut: the stream's endpoint is called straight away."""
+        routed = mocker.spy(type(client.app.router), "__call__")
+        with client.websocket_connect("/v1/events/openstack") as websocket:
+            websocket.send_json({"action": "set_filters"})
+            assert websocket.receive_json()["status"] == "success"
+        assert routed.call_count == 0
+        with pytest.raises(WebSocketDisconnect):
+            with client.websocket_connect("/v1/events/other"):
+                pass  # pragma: no cover - the upgrade is refused
+        assert routed.call_count == 1
+
+    def test_under_a_root_path_the_stream_is_found_below_it(
+        self, manager, bridge, settings
+    ):
+        app = create_app(manager, bridge, settings)
+        with TestClient(app, root_path="/osism") as client:
+            with client.websocket_connect("/osism/v1/events/openstack") as websocket:
+                websocket.send_json({"action": "set_filters"})
+                assert websocket.receive_json()["type"] == "filter_update"
+
     def test_set_filters_is_answered_with_the_current_filters(self, client):
         with client.websocket_connect("/v1/events/openstack") as websocket:
             websocket.send_json({"action": "set_filters", "node_filters": ["node1"]})
