@@ -22,6 +22,7 @@ from osism import logs
 from osism.access import OriginGuard
 from osism.draining import SigtermDrain, deliver_then_close
 from osism.http_routes import router as http_router
+from osism.memory import return_large_blocks_to_the_kernel
 from osism.services.event_bridge import EventBridge, event_bridge
 from osism.services.websocket_manager import WebSocketManager, websocket_manager
 from osism.settings import Settings, get_settings
@@ -61,6 +62,7 @@ def create_app(
         if set_up_logging:
             logs.configure_unless_configured(settings.log_level, settings.log_format)
         logs.protect_server_logs()
+        return_large_blocks_to_the_kernel()
         await manager.start()
         if bridge.loads_history():
             # Until the bridge has loaded the Redis history, a resume waits

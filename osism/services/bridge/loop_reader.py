@@ -84,8 +84,13 @@ class LoopReader:
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds; raises what a read on the loop raised."""
         if self._failed.wait(timeout):
-            failure = self._failure
+            failure, pubsub = self._failure, self._pubsub
             self.detach()
+            # As the pub/sub's own reads do after a failure: the next
+            # subscribe connects afresh instead of writing to a dead socket.
+            connection = getattr(pubsub, "connection", None)
+            if connection is not None:
+                connection.disconnect()
             assert failure is not None
             raise failure
 

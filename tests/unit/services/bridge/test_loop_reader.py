@@ -28,6 +28,10 @@ class FakeConnection:
         self.replies: Deque[Any] = deque()
         self.sent: List[Tuple[str, ...]] = []
         self.failure: Optional[BaseException] = None
+        self.disconnected = False
+
+    def disconnect(self) -> None:
+        self.disconnected = True
 
     def can_read(self, timeout: float = 0) -> bool:
         assert timeout == 0, "the loop must never wait for Redis"
@@ -163,6 +167,8 @@ async def test_a_failed_read_stops_reading_and_the_waiting_thread_gets_it(
 
     with pytest.raises(ConnectionError, match="reset by peer"):
         await anyio.to_thread.run_sync(reader.wait, 5.0)
+    # Disconnected, so that subscribing again connects afresh.
+    assert redis.connection.disconnected
     assert reader.pubsub is None
     assert not registered(reader, redis)
     assert reader.take == []
