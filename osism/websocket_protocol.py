@@ -136,14 +136,26 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][DIRECT_WRITE] = {"writer": self}
 
     def write_text_now(self, text: str) -> bool:
-        """Queue a text frame without waiting, behind what was sent before;
-        False when the connection cannot take it now: not open (yet), the
-        transport paused (the client does not read), or compressed."""
-        if not (self._is_open() and self.writable.is_set()) or self.disconnected:
+        """Queue a text frame without waiting, behind what was sent before,
+        for the caller's :meth:`flush` (one write for all it queued); False
+        when the connection cannot take it now: not open (yet), the
+        transport paused (the client does not read), or compressed.
+
+        Called once per client for every event, so the checks are spelled
+        out here rather than in calls.
+        """
+        conn = self.conn
+        if (
+            self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or self.disconnected
+            or not self.writable.is_set()
+            or conn.extensions
+            or conn.state is not State.OPEN
+        ):
             return False
-        if not self._write_text(text):
-            return False
-        self._schedule_flush()
+        conn.writes.append(self.text_frames.encode(text))
         return True
 
     def _write_text(self, text: str) -> bool:

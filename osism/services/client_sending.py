@@ -11,12 +11,13 @@ fails or takes too long, is dropped there, and holds up nobody else.
 import asyncio
 import logging
 from collections import Counter
-from typing import Protocol
+from typing import Dict, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from osism.services.client_outbox import ClientOutbox, OutboxFull
 from osism.services.filter_groups import ConnectionRegistry
+from osism.services.frame_writer import FrameWriter
 from osism.services.websocket_connection import WebSocketConnection
 
 logger = logging.getLogger("osism.websocket")
@@ -39,13 +40,23 @@ class ClientSending:
         self.connections = connections
         self.stats = stats
         self.bounds = bounds
+        # The writers given frames since the last flush, each once.
+        self._written: Dict[FrameWriter, None] = {}
 
     def deliver(self, connection: WebSocketConnection, frame: str) -> bool:
-        """Send ``frame`` to the client; False if its outbox refused it."""
+        """Send ``frame`` to the client; False if its outbox refused it.
+
+        A frame written to the connection leaves in the next turn of the
+        loop, with whatever else the client is given until then, in one
+        write per client (one callback for all of them).
+        """
         outbox = connection.outbox
         writer = connection.writer
         if writer is not None and (outbox is None or not outbox.pending):
             if writer.write_text_now(frame):
+                if not self._written:
+                    asyncio.get_running_loop().call_soon(self._flush)
+                self._written[writer] = None
                 return True
         if outbox is None:
             outbox = connection.outbox = ClientOutbox(
@@ -55,6 +66,11 @@ class ClientSending:
             )
             connection.sender = asyncio.create_task(self._run_sender(connection))
         return outbox.put(frame)
+
+    def _flush(self) -> None:
+        written, self._written = self._written, {}
+        for writer in written:
+            writer.flush()
 
     def forget(self, connection: WebSocketConnection) -> None:
         if self.connections.get(connection.websocket) is connection:

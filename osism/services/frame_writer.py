@@ -22,8 +22,11 @@ DIRECT_WRITE = "osism.direct_write"
 class FrameWriter(Protocol):
     def write_text_now(self, text: str) -> bool:
         """Queue ``text`` as a text frame on the connection, in order with
-        everything sent before, without waiting; False (and nothing queued)
-        when the connection cannot take it at once."""
+        everything sent before, without waiting, until :meth:`flush`; False
+        (and nothing queued) when the connection cannot take it at once."""
+
+    def flush(self) -> None:
+        """Write what is queued, in one write."""
 
 
 def frame_writer_of(websocket: Any) -> Optional[FrameWriter]:

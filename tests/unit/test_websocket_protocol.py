@@ -504,7 +504,9 @@ class TestDirectWrites:
         written = [connection.protocol.write_text_now(t) for t in ("a", "b", "c")]
 
         assert written == [True, True, True]
-        assert connection.protocol.flush_pending
+        # Held for the caller's flush.
+        assert connection.writes_after_handshake() == []
+        connection.protocol.flush()
         await wait_until(lambda: connection.texts() == ["a", "b", "c"])
         assert len(connection.writes_after_handshake()) == 1
 
@@ -543,6 +545,7 @@ class TestDirectWrites:
         assert second.protocol.write_text_now(event)
 
         for conn in (first, second):
+            conn.protocol.flush()
             await wait_until(lambda: conn.texts() == ["event-8"])
         assert first.writes_after_handshake() == second.writes_after_handshake()
 
@@ -557,6 +560,7 @@ class TestDirectWrites:
 
         connection.protocol.resume_writing()
         assert connection.protocol.write_text_now("later") is True
+        connection.protocol.flush()
         await wait_until(lambda: connection.texts() == ["later"])
 
     async def test_nothing_is_written_after_the_connection_is_lost(self, connection):

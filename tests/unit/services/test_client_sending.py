@@ -34,13 +34,20 @@ class SwitchableWriter:
         self.log = log
         self.accepting = True
         self.calls = 0
+        self.flushes = 0
+        self.queued: List[str] = []
 
     def write_text_now(self, text: str) -> bool:
         self.calls += 1
         if not self.accepting:
             return False
-        self.log.append(("direct", text))
+        self.queued.append(text)
         return True
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.log.extend(("direct", text) for text in self.queued)
+        self.queued.clear()
 
 
 class Client:
@@ -82,6 +89,11 @@ class Setup:
         self.connections[client.websocket] = client.connection
         return client
 
+    async def settle(self) -> None:
+        """One turn of the loop: ClientSending writes what it gave the
+        connections in it (in one callback for all)."""
+        await asyncio.sleep(0)
+
     def deliver(self, client: Client, frame: str) -> bool:
         delivered = self.sending.deliver(client.connection, frame)
         sender = client.connection.sender
@@ -106,6 +118,7 @@ class TestDirectWrites:
 
         assert setup.deliver(client, "e1") is True
 
+        await setup.settle()
         assert client.log == [("direct", "e1")]
         assert client.connection.outbox is None
         assert client.connection.sender is None
@@ -117,6 +130,7 @@ class TestDirectWrites:
         for n in range(5):
             setup.deliver(client, f"e{n}")
 
+        await setup.settle()
         assert client.log == [("direct", f"e{n}") for n in range(5)]
 
     async def test_a_client_without_a_writer_gets_its_frames_from_its_sender(
@@ -174,6 +188,7 @@ class TestRefusedWrites:
         client.writer.accepting = True
         setup.deliver(client, "e2")
 
+        await setup.settle()
         assert client.log == [("outbox", "e1"), ("direct", "e2")]
         assert client.websocket.send_text.await_count == 1
         # The same sender waits for what may be refused next.
@@ -222,6 +237,7 @@ class TestDroppingClients:
         assert client.log == []
         # Nobody else was held up or dropped.
         assert setup.deliver(other, "e5") is True
+        await setup.settle()
         assert other.log == [("direct", "e5")]
         assert setup.connections == {other.websocket: other.connection}
 
@@ -371,4 +387,5 @@ class TestStopSenders:
         # A client whose connection takes frames gets them directly again.
         client.writer.accepting = True
         setup.deliver(client, "e2")
+        await setup.settle()
         assert client.log == [("direct", "e2")]

@@ -20,6 +20,9 @@ class RecordingWriter:
         self.frames.append(text)
         return True
 
+    def flush(self) -> None:
+        pass  # the frames are kept as written
+
 
 def websocket_scope(extensions: Dict[str, Any]) -> Dict[str, Any]:
     return {

@@ -1424,6 +1424,7 @@ class DirectClient:
 
     def __init__(self, make_websocket, host="direct", port=1):
         self.log = []
+        self.queued = []
         self.accepting = True
         self.write_calls = 0
         self.websocket = make_websocket()
@@ -1437,8 +1438,12 @@ class DirectClient:
         self.write_calls += 1
         if not self.accepting:
             return False
-        self.log.append(("direct", text))
+        self.queued.append(text)
         return True
+
+    def flush(self):
+        self.log.extend(("direct", text) for text in self.queued)
+        self.queued.clear()
 
     async def _send_text(self, text):
         await self.gate.wait()
@@ -1446,6 +1451,11 @@ class DirectClient:
 
     def frames(self):
         return [frame for _, frame in self.log]
+
+    def handed(self):
+        """Frames written out, then those given to the connection in this
+        turn of the loop (written in the next)."""
+        return self.frames() + self.queued
 
     def event_types(self):
         return [json.loads(frame).get("event_type") for frame in self.frames()]
@@ -1463,13 +1473,18 @@ class LightClient:
 
     def __init__(self, manager, **filters):
         self.frames = []
+        self.queued = []
         self.websocket = LightWebSocket()
         self.websocket.scope = {"extensions": {DIRECT_WRITE: {"writer": self}}}
         connect_fake(manager, self.websocket, **filters)
 
     def write_text_now(self, text):
-        self.frames.append(text)
+        self.queued.append(text)
         return True
+
+    def flush(self):
+        self.frames.extend(self.queued)
+        self.queued.clear()
 
 
 def connect_direct(manager, make_websocket, port=1, **filters):
@@ -1730,7 +1745,7 @@ class TestDeliverNotification:
 
         # In this turn of the loop: nothing awaited in between.
         assert manager.event_queue.empty()
-        assert [json.loads(f)["id"] for f in client.frames()] == ["e1"]
+        assert [json.loads(f)["id"] for f in client.handed()] == ["e1"]
         assert manager.stats["received"] == 1
         assert "e1" in manager.history
 
@@ -1766,7 +1781,7 @@ class TestDeliverNotification:
 
         assert manager.event_queue.qsize() == 3
         await wait_until(lambda: len(client.log) == 3)
-        assert [json.loads(f)["id"] for f in client.frames()] == ["e1", "e2", "e3"]
+        assert [json.loads(f)["id"] for f in client.handed()] == ["e1", "e2", "e3"]
 
     async def test_a_notification_that_is_no_event_is_counted_and_logged(
         self, manager, started, websocket_logs
@@ -1790,7 +1805,7 @@ class TestDeliverNotification:
         manager.deliver_notification("image.update", {}, None, "e1")
         manager.deliver_notification("image.update", {}, None, "e1")
 
-        assert len(client.log) == 1
+        assert len(client.handed()) == 1
         assert manager.stats["duplicates"] == 1
 
     async def test_a_failing_fan_out_is_logged_and_the_next_goes_out(
@@ -1804,7 +1819,7 @@ class TestDeliverNotification:
         failing.side_effect = real_fan_out
         manager.deliver_notification("image.update", {}, None, "e2")
 
-        assert [json.loads(f)["id"] for f in client.frames()] == ["e2"]
+        assert [json.loads(f)["id"] for f in client.handed()] == ["e2"]
         assert (WS, logging.ERROR, "Error in event broadcaster: x") in (
             websocket_logs()
         )
@@ -1820,7 +1835,7 @@ class TestHistoryBytes:
         manager.deliver_notification("image.update", {"x": "é" * 10}, None, "e1")
         manager.deliver_notification("image.update", {}, None, "e2")
 
-        assert manager.history.nbytes == sum(len(f) for f in client.frames())
+        assert manager.history.nbytes == sum(len(f) for f in client.handed())
 
     async def test_a_heartbeat_is_sent_but_not_kept(
         self, manager, make_websocket, started
