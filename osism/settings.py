@@ -185,7 +185,7 @@ class Settings(BaseSettings):
         ),
     )
     event_batch_interval: float = Field(
-        default=0.005,
+        default=0.02,
         ge=0,
         le=1,
         description=(
