@@ -1,11 +1,14 @@
 """Event bridge to event bridge over a real redis-server, in this process."""
 
+import asyncio
 import contextlib
 import json
+from typing import Any, Dict, List
 
 import anyio
 import pytest
 
+from osism.services.bridge.loop_reader import LoopReader, socket_of
 from osism.services.event_bridge import EventBridge
 from osism.services.websocket_manager import WebSocketManager
 from tests.harness.in_process import bridge_threads
@@ -131,3 +134,35 @@ class TestAPublishingBridgeStartsNoThreads:
             assert bridge.health()["counters"] == {"published": 1}
         finally:
             bridge.shutdown()
+
+
+class TestTheChannelReadOnTheLoop:
+    """bridge/loop_reader.py on a real redis-py pub/sub: the private socket
+    it watches is where redis-py keeps it, and what Redis sends is read."""
+
+    @pytest.mark.timeout(20)
+    @pytest.mark.anyio
+    async def test_what_is_published_is_read_on_the_loop_in_order(
+        self, raw_subscriber, redis_env, channel
+    ):
+        taken: List[Dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        reader = LoopReader(loop, taken.append, batch_interval=0.02)
+        fd = socket_of(raw_subscriber)
+        assert fd == raw_subscriber.connection._sock.fileno()
+
+        assert reader.attach(raw_subscriber)
+        with contextlib.closing(redis_env.client()) as publisher:
+            for n in range(50):
+                publisher.publish(channel, f"m{n}")
+            await anyio.to_thread.run_sync(reader.ping)
+            with anyio.fail_after(10):
+                while len(taken) < 51:
+                    await anyio.sleep(0.01)
+        reader.detach()
+
+        messages = [m["data"] for m in taken if m["type"] == "message"]
+        assert messages == [f"m{n}" for n in range(50)]
+        # The answer to the ping (whose shape depends on the protocol
+        # version) came too: it is what tells the subscriber Redis is alive.
+        assert len([m for m in taken if m["type"] != "message"]) == 1
