@@ -31,6 +31,23 @@ def _client_label(websocket: Any) -> str:
     return f"{host}:{port}" if host is not None else "unknown client"
 
 
+class FilterList:
+    """One of a connection's filter lists. It is replaced, never changed in
+    place: assigning one (a bare string is a list of one value) is what
+    regroups the clients (see filter_groups)."""
+
+    def __init__(self, which: int) -> None:
+        self.which = which
+
+    def __get__(self, connection: Any, owner: Any = None) -> Any:
+        if connection is None:
+            return self
+        return connection._filters[self.which]
+
+    def __set__(self, connection: Any, values: Iterable[str]) -> None:
+        connection._replace_filters(self.which, values)
+
+
 class WebSocketConnection:
     """One connected client: its socket, its filters and its outbox."""
 
@@ -58,38 +75,15 @@ class WebSocketConnection:
     ) -> None:
         """Replace the filter lists that are given; None keeps a list as it is."""
         if event_filters is not None:
-            self.event_filters = event_filters  # type: ignore[assignment]
+            self.event_filters = event_filters
         if node_filters is not None:
-            self.node_filters = node_filters  # type: ignore[assignment]
+            self.node_filters = node_filters
         if service_filters is not None:
-            self.service_filters = service_filters  # type: ignore[assignment]
+            self.service_filters = service_filters
 
-    # A filter list is replaced, never changed in place: assigning a list is
-    # what regroups the clients (see filter_groups). A bare string is a list
-    # of one value.
-    @property
-    def event_filters(self) -> List[str]:
-        return self._filters[0]
-
-    @event_filters.setter
-    def event_filters(self, values: List[str]) -> None:
-        self._replace_filters(0, values)
-
-    @property
-    def node_filters(self) -> List[str]:
-        return self._filters[1]
-
-    @node_filters.setter
-    def node_filters(self, values: List[str]) -> None:
-        self._replace_filters(1, values)
-
-    @property
-    def service_filters(self) -> List[str]:
-        return self._filters[2]
-
-    @service_filters.setter
-    def service_filters(self, values: List[str]) -> None:
-        self._replace_filters(2, values)
+    event_filters = FilterList(0)
+    node_filters = FilterList(1)
+    service_filters = FilterList(2)
 
     def _replace_filters(self, which: int, values: Iterable[str]) -> None:
         filters = list(self._filters)

@@ -252,3 +252,10 @@ class TestRegroupingOnMembership:
         assert shape(registry) == groups_of([first, second])
         second.node_filters = ["n"]
         assert shape(registry) == groups_of([first], [second])
+
+
+def test_the_filter_lists_are_described_on_the_class():
+    from osism.services.websocket_connection import FilterList, WebSocketConnection
+
+    assert isinstance(WebSocketConnection.node_filters, FilterList)
+    assert WebSocketConnection.service_filters.which == 2
