@@ -75,12 +75,24 @@ class MaskTokens(logging.Filter):
     it serves, and at DEBUG the headers of each WebSocket handshake)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # The arguments are masked one by one where they are text: uvicorn's
+        # access formatter takes its five apart again. What is still there
+        # afterwards (a header list at DEBUG) is masked in the whole line.
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _mask(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _mask(record.msg)
         message = record.getMessage()
-        masked = _TOKEN_IN_QUERY.sub(r"\1***", message)
-        masked = _TOKEN_IN_HEADER.sub(r"\1***", masked)
+        masked = _mask(message)
         if masked != message:
             record.msg, record.args = masked, ()
         return True
+
+
+def _mask(text: str) -> str:
+    return _TOKEN_IN_HEADER.sub(r"\1***", _TOKEN_IN_QUERY.sub(r"\1***", text))
 
 
 # The loggers of the servers the API runs under that log request lines.

@@ -143,6 +143,48 @@ class TestMaskedTokens:
 
         assert line.getMessage() == shown
 
+    def test_the_arguments_keep_their_shape_for_uvicorns_access_formatter(self):
+        """uvicorn's AccessFormatter takes the five arguments apart again."""
+        from uvicorn.logging import AccessFormatter
+
+        line = record(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "POST",
+            "/v1/events?token=s3cret",
+            "1.1",
+            401,
+        )
+
+        logs.MaskTokens().filter(line)
+
+        assert line.args == (
+            "127.0.0.1:5000",
+            "POST",
+            "/v1/events?token=***",
+            "1.1",
+            401,
+        )
+        formatted = AccessFormatter("%(request_line)s %(status_code)s").format(line)
+        assert formatted == "POST /v1/events?token=*** HTTP/1.1 401 Unauthorized"
+
+    def test_a_token_in_an_argument_that_is_not_text_is_masked_in_the_line(self):
+        line = record("%s", ["/v1/events/openstack?token=s3cret"])
+
+        logs.MaskTokens().filter(line)
+
+        assert "s3cret" not in line.getMessage()
+
+    def test_mapping_arguments_and_a_message_that_is_no_text_are_masked_too(self):
+        named = record("%(path)s", {"path": "/v1/events?token=s3cret"})
+        thing = record(ValueError("/v1/events?token=s3cret"))
+
+        for line in (named, thing):
+            logs.MaskTokens().filter(line)
+
+        assert named.getMessage() == "/v1/events?token=***"
+        assert thing.getMessage() == "/v1/events?token=***"
+
     def test_a_line_without_token_is_left_as_it_is(self):
         line = record("GET %s", "/v1/events/health")
 
