@@ -189,10 +189,9 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description=(
-            "Seconds an API process lets events from Redis gather under a "
-            "steady stream before it fans them out together, one write per "
-            "client for all of them; an event after a quieter spell goes out "
-            "at once; 0 sends every event as it comes (EVENT_BATCH_INTERVAL)"
+            "Seconds events from Redis gather under a steady stream before an "
+            "API process fans them out together, one write per client; 0 "
+            "sends each at once (EVENT_BATCH_INTERVAL)"
         ),
     )
     api_host: str = Field(
