@@ -22,6 +22,9 @@ REFUSED = ConnectionError("refused")
 # What redis-py does without talking to the server: it works while Redis is
 # down.
 WITHOUT_SERVER = ("Redis", "pubsub", "close", "pubsub.close")
+# What is only written to a socket: it fails on a Redis that is down, not on
+# one that is frozen (its answer never comes).
+SENT_ONLY = ("xadd.send",)
 
 # Reads of an empty channel after which a loop that was not ended counts as
 # runaway: the test has forgotten to end it.
@@ -79,8 +82,9 @@ class FakeRedis:
 
     def fail_next(self, command: str, *errors: BaseException) -> None:
         """The next calls of ``command`` (``ping``, ``publish``, ``pubsub_numsub``,
-        ``close``, ``Redis``, ``pubsub.subscribe``, ``pubsub.get_message``,
-        ``pubsub.close``) raise ``errors``, one each."""
+        ``close``, ``Redis``, ``connect``, ``xadd.send``, ``xadd`` (its
+        answer), ``pubsub.subscribe``, ``pubsub.get_message``, ``pubsub.close``)
+        raise ``errors``, one each."""
         self.failures.setdefault(command, deque()).extend(errors)
 
     def add_subscribers(self, channel: str, count: int) -> None:
@@ -104,7 +108,7 @@ class FakeRedis:
         if (
             self.frozen
             and not command.startswith("pubsub")
-            and command not in (WITHOUT_SERVER)
+            and command not in WITHOUT_SERVER + SENT_ONLY
         ):
             # What redis-py raises once REDIS_SOCKET_TIMEOUT has passed.
             raise TimeoutError("Timeout reading from socket")
@@ -162,14 +166,51 @@ def _seq(entry_id: str) -> int:
 
 
 class FakeConnectionPool:
-    def __init__(self) -> None:
+    def __init__(self, server: FakeRedis) -> None:
+        self.server = server
         self.connection_kwargs: Dict[str, Any] = {"socket_timeout": None}
+        self.taken: List["FakeConnection"] = []
+
+    def get_connection(self) -> "FakeConnection":
+        self.server._check("connect")
+        connection = FakeConnection(self.server)
+        self.taken.append(connection)
+        return connection
+
+
+class FakeConnection:
+    """A connection of its own, as redis-py's pool hands out: a command is
+    sent, and its answer read later. Only the XADD is spoken here."""
+
+    def __init__(self, server: FakeRedis) -> None:
+        self.server = server
+        self.answers: Deque[Any] = deque()
+        self.disconnected = False
+
+    def send_command(self, *args: Any) -> None:
+        command, key, _, approximately, maxlen, _, field, value = args
+        assert command == "XADD"
+        self.server._check("xadd.send")
+        self.server.trims.append((key, maxlen, approximately == "~"))
+        try:
+            self.answers.append(self.server._xadd(key, {field: value}, maxlen))
+        except Exception as e:
+            self.answers.append(e)
+
+    def read_response(self) -> Any:
+        answer = self.answers.popleft()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def disconnect(self) -> None:
+        self.disconnected = True
 
 
 class FakeClient:
     def __init__(self, server: FakeRedis) -> None:
         self.server = server
-        self.connection_pool = FakeConnectionPool()
+        self.connection_pool = FakeConnectionPool(server)
         self.retry: Any = None
         self.closed = False
 

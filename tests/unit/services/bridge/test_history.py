@@ -144,3 +144,87 @@ def test_a_client_that_answers_oddly_gives_nothing():
 
     assert RedisHistory(10).newest(Odd(), CHANNEL) == []
     assert RedisHistory(10).since(Odd(), CHANNEL, "e1") == ([], False)
+
+
+def test_the_event_is_in_the_stream_before_it_is_published(fake_redis, client):
+    """A subscriber that missed the PUBLISH finds the event in the stream."""
+    in_stream_when_published = []
+    fake_redis.when_published = lambda: in_stream_when_published.append(
+        fake_redis.stream_events(KEY)
+    )
+
+    RedisHistory(10).publish(client, CHANNEL, json.dumps(event(1)))
+
+    assert in_stream_when_published == [[event(1)]]
+
+
+def test_one_connection_carries_the_xadds_of_a_client(fake_redis, client):
+    history = RedisHistory(10)
+    fill(history, client, 3)
+    [connection] = client.connection_pool.taken
+
+    other = fake_redis.client()
+    history.publish(other, CHANNEL, json.dumps(event(4)))
+
+    assert connection.disconnected
+    assert len(other.connection_pool.taken) == 1
+    assert ids(fake_redis.stream_events(KEY)) == ["e1", "e2", "e3", "e4"]
+
+
+def test_a_connection_refused_raises_and_publishes_nothing(fake_redis, client):
+    fake_redis.fail_next("connect", ConnectionError("refused"))
+
+    with pytest.raises(ConnectionError, match="refused"):
+        RedisHistory(10).publish(client, CHANNEL, json.dumps(event(1)))
+
+    assert fake_redis.published == []
+
+
+@pytest.mark.parametrize("failing", ["xadd.send", "publish"])
+def test_a_publish_that_fails_raises_and_the_next_one_starts_afresh(
+    fake_redis, client, failing
+):
+    history = RedisHistory(10)
+    fill(history, client, 1)
+    fake_redis.fail_next(failing, ConnectionError("reset"))
+
+    with pytest.raises(ConnectionError, match="reset"):
+        history.publish(client, CHANNEL, json.dumps(event(2)))
+    history.publish(client, CHANNEL, json.dumps(event(3)))
+
+    first, second = client.connection_pool.taken
+    assert first.disconnected and not second.disconnected
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e3"]
+
+
+def test_a_frozen_redis_fails_the_publish(fake_redis, client):
+    history = RedisHistory(10)
+    fill(history, client, 1)
+    fake_redis.frozen = True
+
+    with pytest.raises(TimeoutError):
+        history.publish(client, CHANNEL, json.dumps(event(1)))
+
+    [connection] = client.connection_pool.taken
+    assert connection.disconnected
+
+
+def test_an_xadd_refused_after_the_publish_is_a_warning(fake_redis, client, caplog):
+    """The event reached the channel: publishing it again would deliver it
+    twice; only the history lacks it."""
+    fake_redis.add_subscribers(CHANNEL, 1)
+    history = RedisHistory(10)
+    fake_redis.fail_next("xadd", Exception("WRONGTYPE Operation against a key"))
+
+    receivers = history.publish(client, CHANNEL, json.dumps(event(1)))
+    history.publish(client, CHANNEL, json.dumps(event(2)))
+
+    assert receivers == 1
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2"]
+    assert ids(fake_redis.stream_events(KEY)) == ["e2"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "The Redis history may lack an event published on osism:events: "
+        "WRONGTYPE Operation against a key"
+    ]
+    assert caplog.records[0].levelname == "WARNING"
+    assert client.connection_pool.taken[0].disconnected
