@@ -187,9 +187,11 @@ class FakeConnection:
         self.answers: Deque[Any] = deque()
         self.disconnected = False
 
-    def send_command(self, *args: Any) -> None:
+    def send_command(self, *args: Any, check_health: bool = True) -> None:
         command, key, _, approximately, maxlen, _, field, value = args
         assert command == "XADD"
+        # redis-py's health check sends a PING and reads the next answer.
+        assert not (check_health and self.answers), "a PING would read an answer"
         self.server._check("xadd.send")
         self.server.trims.append((key, maxlen, approximately == "~"))
         try:
