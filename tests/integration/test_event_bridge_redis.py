@@ -166,3 +166,52 @@ class TestTheChannelReadOnTheLoop:
         # The answer to the ping (whose shape depends on the protocol
         # version) came too: it is what tells the subscriber Redis is alive.
         assert len([m for m in taken if m["type"] != "message"]) == 1
+
+
+class TestTheHistoryRidesWithThePublish:
+    """bridge/history_packer.py on a real redis-server: the XADD goes in the
+    PUBLISH's write with its answer skipped, so every answer redis-py reads
+    is the one it waits for."""
+
+    def test_every_event_is_in_the_stream_and_on_the_channel_in_order(
+        self, redis_env, channel, raw_subscriber
+    ):
+        events = 150  # more than two rounds of ANSWERED_EVERY
+        bridge = EventBridge()
+        try:
+            for number in range(events):
+                bridge.add_event("x.y", {"n": number})
+            assert bridge.health()["counters"] == {"published": events}
+            received = [raw_subscriber.get_message(timeout=5) for _ in range(events)]
+            with contextlib.closing(redis_env.client()) as client:
+                kept = client.xrange(f"{channel}:history")
+                # The link answers plain commands after all those skipped.
+                assert client.ping() is True
+        finally:
+            bridge.shutdown()
+
+        expected = [{"event_type": "x.y", "payload": {"n": n}} for n in range(events)]
+        assert [json.loads(m["data"]) for m in received if m] == expected
+        assert [json.loads(fields["event"]) for _, fields in kept] == expected
+
+    def test_a_history_key_that_is_no_stream_costs_no_event(
+        self, redis_env, channel, raw_subscriber, caplog
+    ):
+        with contextlib.closing(redis_env.client()) as client:
+            client.set(f"{channel}:history", "not a stream")
+        bridge = EventBridge()
+        try:
+            for number in range(70):
+                bridge.add_event("x.y", {"n": number})
+            received = [raw_subscriber.get_message(timeout=5) for _ in range(70)]
+        finally:
+            bridge.shutdown()
+
+        assert [json.loads(m["data"])["payload"]["n"] for m in received if m] == list(
+            range(70)
+        )
+        refused = [
+            r.getMessage() for r in caplog.records if "refused" in r.getMessage()
+        ]
+        assert len(refused) == 1
+        assert "WRONGTYPE" in refused[0]

@@ -8,32 +8,27 @@ the API restarted finds its last event), and one whose subscription broke
 catches up on what was published meanwhile. The channel stays pub/sub: it is
 the contract with the other OSISM components.
 
-Publishing costs one round trip, not two. The XADD goes out on a connection
-of its own, held for the purpose, without waiting for its answer; the
-PUBLISH follows on the client, as the contract has it; the XADDs' answers
-are read later, many at once. The order still holds where it matters: the
-XADD is written to Redis before the PUBLISH is sent, so Redis runs it in the
-same pass of its event loop at the latest, while a subscriber that missed
-the PUBLISH needs a round trip (its SUBSCRIBE answered, then its XREVRANGE)
-before it reads the stream. Waiting for each XADD's answer first cost about
-40 % of the publish rate. An answer left unread costs Redis a few bytes of
-output buffer; a failed XADD is known late, and only a warning then (the
-event itself reached the channel).
+Publishing costs one round trip, not two: the XADD goes to Redis in the
+same write as the PUBLISH, just before it, its answer skipped
+(``history_packer.py``). The first of every ``ANSWERED_EVERY`` events, and
+every event of a client the bridge did not make, has its XADD sent apart and
+answered instead, so that a Redis that refuses XADDs (out of memory, the key
+not a stream) shows in the log; the event is published all the same.
 """
 
 import json
 import logging
-import threading
 from typing import Any, List, Optional, Tuple
 
 from osism.services.bridge import wire
+from osism.services.bridge.history_packer import HistoryPacker
 from osism.services.bridge.wire import Event
 
 # Entries read back per XREVRANGE call while looking for an event.
 PAGE = 200
 FIELD = "event"
-# XADD answers read together, after this many events (see above).
-ANSWERS_READ_TOGETHER = 64
+# Every this many events, the XADD is answered (see above).
+ANSWERED_EVERY = 64
 
 logger = logging.getLogger(__name__)
 
@@ -47,75 +42,52 @@ class RedisHistory:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._lock = threading.Lock()
-        # The connection the XADDs go out on, the client it is from, and how
-        # many of its answers are still to be read.
-        self._client: Any = None
-        self._connection: Any = None
-        self._unread = 0
+        self._published = 0
+        self._refused = False
 
     def publish(self, client: Any, channel: str, message: str) -> int:
         """Keep ``message`` and publish it; how many subscribers received it.
 
-        Raises what publishing raises. An XADD that Redis refused once the
-        event was published is a warning: the event reached the channel,
-        only the history may lack it.
-        """
+        Raises what publishing raises; a refused XADD is only a warning."""
         if not self.size:
             return int(client.publish(channel, message))
-        with self._lock:
-            connection = self._connection_to(client)
-            try:
-                # No health check: its PING would read an XADD's answer.
-                connection.send_command(
-                    "XADD",
-                    stream_key(channel),
-                    "MAXLEN",
-                    "~",
-                    self.size,
-                    "*",
-                    FIELD,
-                    message,
-                    check_health=False,
-                )
-                receivers = int(client.publish(channel, message))
-            except Exception:
-                self._drop_connection()
-                raise
-            self._unread += 1
-            if self._unread >= ANSWERS_READ_TOGETHER:
-                self._read_answers(channel)
-            return receivers
+        answered = self._published % ANSWERED_EVERY == 0
+        self._published += 1
+        packer = client.connection_pool.connection_kwargs.get("command_packer")
+        if isinstance(packer, HistoryPacker) and not answered:
+            xadd = (stream_key(channel), "MAXLEN", "~", self.size, "*")
+            with packer.ahead_of(channel, message, *xadd, FIELD, message):
+                return int(client.publish(channel, message))
+        self._append(client, channel, message)
+        return int(client.publish(channel, message))
 
-    def _read_answers(self, channel: str) -> None:
-        """Read the XADDs' answers, all there by now: one ``recv`` for many."""
+    def _append(self, client: Any, channel: str, message: str) -> None:
+        """XADD ``message``, answered; say when Redis starts or stops
+        refusing it."""
         try:
-            while self._unread:
-                self._connection.read_response()
-                self._unread -= 1
-        except Exception as e:
-            logger.warning(
-                "The Redis history may lack up to %d of the events last "
-                "published on %s: %s",
-                self._unread,
-                channel,
-                e,
+            client.xadd(
+                stream_key(channel),
+                {FIELD: message},
+                maxlen=self.size,
+                approximate=True,
             )
-            self._drop_connection()
-
-    def _connection_to(self, client: Any) -> Any:
-        if self._client is not client:
-            self._drop_connection()
-            self._connection = client.connection_pool.get_connection()
-            self._client = client
-        return self._connection
-
-    def _drop_connection(self) -> None:
-        """Close the held connection: answers may be left unread on it."""
-        if self._connection is not None:
-            self._connection.disconnect()
-        self._client = self._connection = None
-        self._unread = 0
+        except Exception as e:
+            if not _refused_by_redis(e):
+                raise
+            if not self._refused:
+                logger.warning(
+                    "Redis refused to keep an event in the history of %s, "
+                    "which lacks events until it takes them again: %s",
+                    channel,
+                    e,
+                )
+            self._refused = True
+        else:
+            if self._refused:
+                logger.info(
+                    "Redis keeps the events in the history of %s again", channel
+                )
+            self._refused = False
 
     def newest(self, client: Any, channel: str) -> List[Event]:
         """The events of the stream, oldest first."""
@@ -146,6 +118,13 @@ class RedisHistory:
                 break
             end = f"({entries[-1][0]}"
         return newer[::-1], False
+
+
+def _refused_by_redis(error: Exception) -> bool:
+    """Whether Redis answered with an error (the link itself is fine)."""
+    from redis.exceptions import ResponseError
+
+    return isinstance(error, ResponseError)
 
 
 def _listed(entries: Any) -> List[Any]:

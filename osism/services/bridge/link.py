@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from osism.services.bridge.history_packer import HistoryPacker
 from osism.settings import Settings
 
 logger = logging.getLogger("osism.event_bridge")
@@ -221,6 +222,8 @@ class RedisLink:
         # stopped answering block for ever; the pool's connections get a
         # bound instead (the seed's constructor arguments stay as they were).
         client.connection_pool.connection_kwargs["socket_timeout"] = self.socket_timeout
+        # The history's XADD rides with the PUBLISH (history_packer.py).
+        client.connection_pool.connection_kwargs["command_packer"] = HistoryPacker()
         self.made = client
         return client
 

@@ -17,14 +17,14 @@ import json
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
+import hiredis
+from redis.exceptions import ResponseError
+
 REFUSED = ConnectionError("refused")
 
 # What redis-py does without talking to the server: it works while Redis is
 # down.
 WITHOUT_SERVER = ("Redis", "pubsub", "close", "pubsub.close")
-# What is only written to a socket: it fails on a Redis that is down, not on
-# one that is frozen (its answer never comes).
-SENT_ONLY = ("xadd.send",)
 
 # Reads of an empty channel after which a loop that was not ended counts as
 # runaway: the test has forgotten to end it.
@@ -82,9 +82,8 @@ class FakeRedis:
 
     def fail_next(self, command: str, *errors: BaseException) -> None:
         """The next calls of ``command`` (``ping``, ``publish``, ``pubsub_numsub``,
-        ``close``, ``Redis``, ``connect``, ``xadd.send``, ``xadd`` (its
-        answer), ``pubsub.subscribe``, ``pubsub.get_message``, ``pubsub.close``)
-        raise ``errors``, one each."""
+        ``close``, ``Redis``, ``xadd``, ``pubsub.subscribe``,
+        ``pubsub.get_message``, ``pubsub.close``) raise ``errors``, one each."""
         self.failures.setdefault(command, deque()).extend(errors)
 
     def add_subscribers(self, channel: str, count: int) -> None:
@@ -108,13 +107,16 @@ class FakeRedis:
         if (
             self.frozen
             and not command.startswith("pubsub")
-            and command not in WITHOUT_SERVER + SENT_ONLY
+            and command not in WITHOUT_SERVER
         ):
             # What redis-py raises once REDIS_SOCKET_TIMEOUT has passed.
             raise TimeoutError("Timeout reading from socket")
 
-    def _xadd(self, key: str, fields: Dict[str, str], maxlen: int) -> str:
+    def _xadd(
+        self, key: str, fields: Dict[str, str], maxlen: int, approximate: bool
+    ) -> str:
         self._check("xadd")
+        self.trims.append((key, maxlen, approximate))
         self._next_entry += 1
         entry_id = f"1700000000000-{self._next_entry}"
         stream = self.streams.setdefault(key, [])
@@ -144,6 +146,38 @@ class FakeRedis:
         """The decoded events of stream ``key``, oldest first."""
         return [json.loads(f["event"]) for _, f in self.streams.get(key, [])]
 
+    def _run(self, packed: List[bytes]) -> Any:
+        """Run the commands of what a client wrote, as Redis does; the answer
+        to the last. Only what the history writes is spoken here."""
+        reader = hiredis.Reader(encoding="utf-8")
+        for piece in packed:
+            reader.feed(piece)
+        answer: Any = None
+        skip = False
+        while (command := reader.gets()) is not False:
+            name, *args = command
+            if name == "CLIENT":
+                assert args == ["REPLY", "SKIP"]
+                skip = True
+                continue
+            try:
+                if name == "XADD":
+                    key, _, approximately, maxlen, _, field, value = args
+                    result: Any = self._xadd(
+                        key, {field: value}, int(maxlen), approximately == "~"
+                    )
+                else:
+                    assert name == "PUBLISH"
+                    result = self._publish(*args)
+            except ResponseError:
+                if not skip:
+                    raise
+            else:
+                if not skip:
+                    answer = result
+            skip = False
+        return answer
+
     def _publish(self, channel: str, message: str) -> int:
         self._check("publish")
         self.published.append((channel, message))
@@ -166,53 +200,14 @@ def _seq(entry_id: str) -> int:
 
 
 class FakeConnectionPool:
-    def __init__(self, server: FakeRedis) -> None:
-        self.server = server
+    def __init__(self) -> None:
         self.connection_kwargs: Dict[str, Any] = {"socket_timeout": None}
-        self.taken: List["FakeConnection"] = []
-
-    def get_connection(self) -> "FakeConnection":
-        self.server._check("connect")
-        connection = FakeConnection(self.server)
-        self.taken.append(connection)
-        return connection
-
-
-class FakeConnection:
-    """A connection of its own, as redis-py's pool hands out: a command is
-    sent, and its answer read later. Only the XADD is spoken here."""
-
-    def __init__(self, server: FakeRedis) -> None:
-        self.server = server
-        self.answers: Deque[Any] = deque()
-        self.disconnected = False
-
-    def send_command(self, *args: Any, check_health: bool = True) -> None:
-        command, key, _, approximately, maxlen, _, field, value = args
-        assert command == "XADD"
-        # redis-py's health check sends a PING and reads the next answer.
-        assert not (check_health and self.answers), "a PING would read an answer"
-        self.server._check("xadd.send")
-        self.server.trims.append((key, maxlen, approximately == "~"))
-        try:
-            self.answers.append(self.server._xadd(key, {field: value}, maxlen))
-        except Exception as e:
-            self.answers.append(e)
-
-    def read_response(self) -> Any:
-        answer = self.answers.popleft()
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def disconnect(self) -> None:
-        self.disconnected = True
 
 
 class FakeClient:
     def __init__(self, server: FakeRedis) -> None:
         self.server = server
-        self.connection_pool = FakeConnectionPool(server)
+        self.connection_pool = FakeConnectionPool()
         self.retry: Any = None
         self.closed = False
 
@@ -224,7 +219,10 @@ class FakeClient:
         return True
 
     def publish(self, channel: str, message: str) -> int:
-        return self.server._publish(channel, message)
+        packer = self.connection_pool.connection_kwargs.get("command_packer")
+        if packer is None:
+            return self.server._publish(channel, message)
+        return self.server._run(packer.pack("PUBLISH", channel, message))
 
     def xadd(
         self,
@@ -233,8 +231,7 @@ class FakeClient:
         maxlen: int = 1_000_000,
         approximate: bool = True,
     ) -> str:
-        self.server.trims.append((key, maxlen, approximate))
-        return self.server._xadd(key, fields, maxlen)
+        return self.server._xadd(key, fields, maxlen, approximate)
 
     def xrevrange(
         self, key: str, max: str = "+", min: str = "-", count: int = 1_000_000

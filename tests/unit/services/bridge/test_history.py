@@ -2,11 +2,14 @@
 channel, on the fake Redis."""
 
 import json
+import logging
 
 import pytest
+from redis.exceptions import ResponseError
 
 from osism.services.bridge import history as history_module
 from osism.services.bridge.history import RedisHistory, stream_key
+from osism.services.bridge.history_packer import HistoryPacker
 
 CHANNEL = "osism:events"
 KEY = "osism:events:history"
@@ -146,104 +149,113 @@ def test_a_client_that_answers_oddly_gives_nothing():
     assert RedisHistory(10).since(Odd(), CHANNEL, "e1") == ([], False)
 
 
-def test_the_event_is_in_the_stream_before_it_is_published(fake_redis, client):
+@pytest.fixture
+def packed_client(fake_redis):
+    """A client as the bridge makes it: its XADDs ride with the PUBLISH."""
+    client = fake_redis.client()
+    client.connection_pool.connection_kwargs["command_packer"] = HistoryPacker()
+    return client
+
+
+@pytest.fixture
+def xadds(monkeypatch, packed_client):
+    """The XADDs sent apart and answered, rather than with a PUBLISH."""
+    calls = []
+    answered = packed_client.xadd
+
+    def xadd(*args, **kwargs):
+        calls.append(args)
+        return answered(*args, **kwargs)
+
+    monkeypatch.setattr(packed_client, "xadd", xadd)
+    return calls
+
+
+@pytest.mark.parametrize("made", ["client", "packed_client"])
+def test_the_event_is_in_the_stream_before_it_is_published(fake_redis, request, made):
     """A subscriber that missed the PUBLISH finds the event in the stream."""
+    client = request.getfixturevalue(made)
+    fake_redis.add_subscribers(CHANNEL, 1)
     in_stream_when_published = []
     fake_redis.when_published = lambda: in_stream_when_published.append(
         fake_redis.stream_events(KEY)
     )
 
-    RedisHistory(10).publish(client, CHANNEL, json.dumps(event(1)))
+    receivers = RedisHistory(10).publish(client, CHANNEL, json.dumps(event(1)))
 
+    assert receivers == 1
     assert in_stream_when_published == [[event(1)]]
+    assert fake_redis.trims == [(KEY, 10, True)]
 
 
-def test_one_connection_carries_the_xadds_of_a_client(fake_redis, client):
-    history = RedisHistory(10)
-    fill(history, client, 3)
-    [connection] = client.connection_pool.taken
+def test_every_so_many_events_the_xadd_is_answered(
+    fake_redis, packed_client, xadds, monkeypatch
+):
+    monkeypatch.setattr(history_module, "ANSWERED_EVERY", 3)
 
-    other = fake_redis.client()
-    history.publish(other, CHANNEL, json.dumps(event(4)))
+    fill(RedisHistory(10), packed_client, 7)
 
-    assert connection.disconnected
-    assert len(other.connection_pool.taken) == 1
-    assert ids(fake_redis.stream_events(KEY)) == ["e1", "e2", "e3", "e4"]
+    assert [json.loads(fields["event"])["id"] for _, fields in xadds] == [
+        "e1",
+        "e4",
+        "e7",
+    ]
+    assert ids(fake_redis.stream_events(KEY)) == [f"e{n}" for n in range(1, 8)]
+    assert ids(fake_redis.messages(CHANNEL)) == [f"e{n}" for n in range(1, 8)]
 
 
-def test_a_connection_refused_raises_and_publishes_nothing(fake_redis, client):
-    fake_redis.fail_next("connect", ConnectionError("refused"))
+@pytest.mark.parametrize("made", ["client", "packed_client"])
+def test_a_redis_that_is_down_fails_the_publish(fake_redis, request, made):
+    client = request.getfixturevalue(made)
+    fake_redis.go_down()
 
-    with pytest.raises(ConnectionError, match="refused"):
+    with pytest.raises(ConnectionError):
         RedisHistory(10).publish(client, CHANNEL, json.dumps(event(1)))
 
     assert fake_redis.published == []
 
 
-@pytest.mark.parametrize("failing", ["xadd.send", "publish"])
-def test_a_publish_that_fails_raises_and_the_next_one_starts_afresh(
-    fake_redis, client, failing
+def test_an_xadd_refused_is_a_warning_and_the_event_is_published(
+    fake_redis, client, caplog
 ):
-    history = RedisHistory(10)
-    fill(history, client, 1)
-    fake_redis.fail_next(failing, ConnectionError("reset"))
-
-    with pytest.raises(ConnectionError, match="reset"):
-        history.publish(client, CHANNEL, json.dumps(event(2)))
-    history.publish(client, CHANNEL, json.dumps(event(3)))
-
-    first, second = client.connection_pool.taken
-    assert first.disconnected and not second.disconnected
-    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e3"]
-
-
-def test_a_frozen_redis_fails_the_publish(fake_redis, client):
-    history = RedisHistory(10)
-    fill(history, client, 1)
-    fake_redis.frozen = True
-
-    with pytest.raises(TimeoutError):
-        history.publish(client, CHANNEL, json.dumps(event(1)))
-
-    [connection] = client.connection_pool.taken
-    assert connection.disconnected
-
-
-def test_the_answers_are_read_many_at_once(client, monkeypatch):
-    monkeypatch.setattr(history_module, "ANSWERS_READ_TOGETHER", 3)
-    history = RedisHistory(10)
-
-    fill(history, client, 2)
-    [connection] = client.connection_pool.taken
-    assert len(connection.answers) == 2
-    fill(history, client, 1)
-    assert len(connection.answers) == 0
-
-
-def test_an_xadd_refused_after_the_publish_is_a_warning(
-    fake_redis, client, caplog, monkeypatch
-):
-    """The event reached the channel: publishing it again would deliver it
-    twice; only the history lacks it."""
-    monkeypatch.setattr(history_module, "ANSWERS_READ_TOGETHER", 3)
+    """Redis out of memory refuses the XADD and takes the PUBLISH: the event
+    reaches the live stream; the log says the history lacks events, once,
+    and when Redis keeps them again."""
+    caplog.set_level(logging.INFO, logger=history_module.__name__)
     fake_redis.add_subscribers(CHANNEL, 1)
     history = RedisHistory(10)
-    fill(history, client, 1)
-    fake_redis.fail_next("xadd", Exception("WRONGTYPE Operation against a key"))
+    refused = ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+    fake_redis.fail_next("xadd", refused, refused)
 
     receivers = [
-        history.publish(client, CHANNEL, json.dumps(event(n))) for n in (2, 3, 4)
+        history.publish(client, CHANNEL, json.dumps(event(n))) for n in (1, 2, 3)
     ]
 
     assert receivers == [1, 1, 1]
-    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2", "e3", "e4"]
-    assert ids(fake_redis.stream_events(KEY)) == ["e1", "e3", "e4"]
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2", "e3"]
+    assert ids(fake_redis.stream_events(KEY)) == ["e3"]
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         (
             "WARNING",
-            "The Redis history may lack up to 2 of the events last published "
-            "on osism:events: WRONGTYPE Operation against a key",
-        )
+            "Redis refused to keep an event in the history of osism:events, "
+            "which lacks events until it takes them again: OOM command not "
+            "allowed when used memory > 'maxmemory'",
+        ),
+        ("INFO", "Redis keeps the events in the history of osism:events again"),
     ]
-    first, second = client.connection_pool.taken
-    assert first.disconnected and not second.disconnected
+
+
+def test_an_xadd_refused_with_a_publish_goes_unanswered(
+    fake_redis, packed_client, caplog
+):
+    """Its answer skipped, a refused XADD is seen only on the next answered
+    one (ANSWERED_EVERY): the limit of one write per event."""
+    history = RedisHistory(10)
+    history.publish(packed_client, CHANNEL, json.dumps(event(1)))
+    fake_redis.fail_next("xadd", ResponseError("OOM command not allowed"))
+
+    history.publish(packed_client, CHANNEL, json.dumps(event(2)))
+
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2"]
+    assert ids(fake_redis.stream_events(KEY)) == ["e1"]
+    assert caplog.records == []

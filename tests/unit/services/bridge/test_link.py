@@ -10,6 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from osism.services.bridge import link as link_module
+from osism.services.bridge.history_packer import HistoryPacker
 from osism.services.bridge.link import RedisLink, import_lazily, utc_text
 from tests.unit.services.bridge_doubles import FakeClock
 from osism.settings import Settings
@@ -105,7 +106,10 @@ class TestConnecting:
         assert isinstance(client.retry, Retry)
         assert client.retry.get_retries() == 0
         assert isinstance(client.retry._backoff, NoBackoff)  # nothing public tells
-        assert client.connection_pool.connection_kwargs == {"socket_timeout": 2.5}
+        kwargs = client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == 2.5
+        assert isinstance(kwargs.pop("command_packer"), HistoryPacker)
+        assert kwargs == {"socket_timeout": 2.5}
 
     def test_one_client_for_the_links_life_later_attempts_ping_it_again(
         self, link, fake_redis
