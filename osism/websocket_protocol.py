@@ -33,6 +33,7 @@ from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from osism.connection_waits import ReceiveQueue, WritableFlag
 from osism.services.frame_writer import DIRECT_WRITE
 
 
@@ -96,6 +97,9 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.close_timeout = self.answer_close_within
         self._flush_scheduled = False
+        # uvicorn's asyncio.Queue and Event, lighter (connection_waits.py).
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = WritableFlag()  # type: ignore[assignment]
 
     async def send(self, message: Any) -> None:
         if message["type"] != "websocket.send" or not self._is_open():
@@ -109,7 +113,11 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             if self.handshake_complete:
                 # The handshake's request and response (their headers are in
                 # the scope) are of no more use: a few KiB per idle client.
-                self.__dict__.pop("request", None)
+                # websockets' parser keeps the request for the connection's
+                # life, so its headers are emptied too.
+                request = self.__dict__.pop("request", None)
+                if request is not None:
+                    request.headers.clear()
                 self.__dict__.pop("response", None)
             return
         if not self.writable.is_set():

@@ -22,6 +22,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from osism.connection_waits import ReceiveQueue, WritableFlag
 from osism.services.frame_writer import DIRECT_WRITE, frame_writer_of
 from osism.websocket_protocol import (
     BatchingWebSocketProtocol,
@@ -635,6 +636,21 @@ class TestHandshakeMemory:
         assert "response" not in vars(connection.protocol)
         # The scope keeps what the app needs of the request.
         assert connection.app.scope["path"] == "/"
+
+    async def test_the_request_websockets_keeps_is_emptied(self, connection):
+        """websockets' parser holds the request for the connection's life (a
+        local of its generator); its headers go once the client is accepted."""
+        await wait_until(lambda: connection.app.scope is not None)
+
+        kept = connection.protocol.conn.parser.gi_frame.f_locals["request"]
+        assert len(kept.headers) == 0
+        assert b"sec-websocket-key" in {
+            k.lower() for k, _ in connection.app.scope["headers"]
+        }
+
+    async def test_the_queue_and_the_flag_are_the_lighter_ones(self, connection):
+        assert isinstance(connection.protocol.queue, ReceiveQueue)
+        assert isinstance(connection.protocol.writable, WritableFlag)
 
     async def test_a_denial_response_goes_out_whole(self):
         """The handshake is kept while the app answers with plain HTTP: the
