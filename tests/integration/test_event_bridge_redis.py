@@ -215,3 +215,41 @@ class TestTheHistoryRidesWithThePublish:
         ]
         assert len(refused) == 1
         assert "WRONGTYPE" in refused[0]
+
+    def test_a_redis_user_without_client_reply_loses_no_event(
+        self, redis_env, channel, raw_subscriber, monkeypatch, caplog
+    ):
+        """An ACL that forbids CLIENT: every XADD goes apart, answered; the
+        answers stay in step."""
+        user = f"no-client-{channel.rsplit(':', 1)[-1]}"
+        with contextlib.closing(redis_env.client()) as client:
+            client.acl_setuser(
+                user,
+                enabled=True,
+                passwords=["+secret"],
+                keys=["osism:events*"],
+                channels=["osism:events*"],
+                commands=["+@all", "-client"],
+            )
+        monkeypatch.setenv("REDIS_USERNAME", user)
+        monkeypatch.setenv("REDIS_PASSWORD", "secret")
+        bridge = EventBridge()
+        try:
+            for number in range(70):
+                bridge.add_event("x.y", {"n": number})
+            assert bridge.health()["counters"] == {"published": 70}
+            received = [raw_subscriber.get_message(timeout=5) for _ in range(70)]
+        finally:
+            bridge.shutdown()
+            with contextlib.closing(redis_env.client()) as client:
+                kept = client.xrange(f"{channel}:history")
+                client.acl_deluser(user)
+
+        numbers = list(range(70))
+        assert [json.loads(m["data"])["payload"]["n"] for m in received if m] == (
+            numbers
+        )
+        assert [json.loads(f["event"])["payload"]["n"] for _, f in kept] == numbers
+        assert any(
+            "may not send CLIENT REPLY" in r.getMessage() for r in caplog.records
+        )

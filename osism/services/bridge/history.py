@@ -11,9 +11,10 @@ the contract with the other OSISM components.
 Publishing costs one round trip, not two: the XADD goes to Redis in the
 same write as the PUBLISH, just before it, its answer skipped
 (``history_packer.py``). The first of every ``ANSWERED_EVERY`` events, and
-every event of a client the bridge did not make, has its XADD sent apart and
-answered instead, so that a Redis that refuses XADDs (out of memory, the key
-not a stream) shows in the log; the event is published all the same.
+every event of a client the bridge did not make or whose Redis user may not
+send CLIENT REPLY, has its XADD sent apart and answered instead, so that a
+Redis that refuses XADDs (out of memory, the key not a stream) shows in the
+log; the event is published all the same.
 """
 
 import json
@@ -44,6 +45,10 @@ class RedisHistory:
         self.size = size
         self._published = 0
         self._refused = False
+        # The client last asked whether its Redis user may send CLIENT
+        # REPLY, and the answer (see _may_skip_answers).
+        self._asked: Any = None
+        self._may_skip = False
 
     def publish(self, client: Any, channel: str, message: str) -> int:
         """Keep ``message`` and publish it; how many subscribers received it.
@@ -53,13 +58,50 @@ class RedisHistory:
             return int(client.publish(channel, message))
         answered = self._published % ANSWERED_EVERY == 0
         self._published += 1
-        packer = client.connection_pool.connection_kwargs.get("command_packer")
-        if isinstance(packer, HistoryPacker) and not answered:
+        if not answered and self._may_skip_answers(client):
+            pool = client.connection_pool
             xadd = (stream_key(channel), "MAXLEN", "~", self.size, "*")
-            with packer.ahead_of(channel, message, *xadd, FIELD, message):
-                return int(client.publish(channel, message))
+            with pool.connection_kwargs["command_packer"].ahead_of(
+                channel, message, *xadd, FIELD, message
+            ):
+                try:
+                    return int(client.publish(channel, message))
+                except Exception:
+                    # What was written may have left answers unread on the
+                    # connection: none is used again, and the user is asked
+                    # again (its rights may have changed).
+                    pool.disconnect(inuse_connections=False)
+                    self._asked = None
+                    raise
         self._append(client, channel, message)
         return int(client.publish(channel, message))
+
+    def _may_skip_answers(self, client: Any) -> bool:
+        """Whether ``client``'s connections carry the XADD with the PUBLISH:
+        the bridge made it, and its Redis user may send CLIENT REPLY (an ACL
+        can forbid it; then the skip would be refused and the answers would
+        get out of step). Asked once per client with CLIENT REPLY ON, which
+        changes nothing."""
+        packer = client.connection_pool.connection_kwargs.get("command_packer")
+        if not isinstance(packer, HistoryPacker):
+            return False
+        if self._asked is not client:
+            try:
+                client.execute_command("CLIENT", "REPLY", "ON")
+            except Exception as e:
+                if not _refused_by_redis(e):
+                    raise
+                logger.warning(
+                    "The Redis user may not send CLIENT REPLY, so each "
+                    "event's XADD to the history costs a round trip of its "
+                    "own: %s",
+                    e,
+                )
+                self._may_skip = False
+            else:
+                self._may_skip = True
+            self._asked = client
+        return self._may_skip
 
     def _append(self, client: Any, channel: str, message: str) -> None:
         """XADD ``message``, answered; say when Redis starts or stops

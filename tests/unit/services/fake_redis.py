@@ -82,7 +82,7 @@ class FakeRedis:
 
     def fail_next(self, command: str, *errors: BaseException) -> None:
         """The next calls of ``command`` (``ping``, ``publish``, ``pubsub_numsub``,
-        ``close``, ``Redis``, ``xadd``, ``pubsub.subscribe``,
+        ``close``, ``Redis``, ``xadd``, ``client``, ``pubsub.subscribe``,
         ``pubsub.get_message``, ``pubsub.close``) raise ``errors``, one each."""
         self.failures.setdefault(command, deque()).extend(errors)
 
@@ -202,6 +202,12 @@ def _seq(entry_id: str) -> int:
 class FakeConnectionPool:
     def __init__(self) -> None:
         self.connection_kwargs: Dict[str, Any] = {"socket_timeout": None}
+        # How often the idle connections were closed.
+        self.disconnected = 0
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        assert not inuse_connections, "the subscriber's connection is in use"
+        self.disconnected += 1
 
 
 class FakeClient:
@@ -217,6 +223,11 @@ class FakeClient:
     def ping(self) -> bool:
         self.server._check("ping")
         return True
+
+    def execute_command(self, *args: Any) -> Any:
+        assert args == ("CLIENT", "REPLY", "ON"), args
+        self.server._check("client")
+        return "OK"
 
     def publish(self, channel: str, message: str) -> int:
         packer = self.connection_pool.connection_kwargs.get("command_packer")

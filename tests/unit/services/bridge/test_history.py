@@ -259,3 +259,74 @@ def test_an_xadd_refused_with_a_publish_goes_unanswered(
     assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2"]
     assert ids(fake_redis.stream_events(KEY)) == ["e1"]
     assert caplog.records == []
+
+
+def test_a_user_who_may_not_send_client_reply_gets_answered_xadds(
+    fake_redis, packed_client, xadds, caplog
+):
+    """An ACL without CLIENT REPLY: the skip would be refused and the answers
+    get out of step, so every XADD goes apart, answered."""
+    fake_redis.fail_next(
+        "client", ResponseError("NOPERM User may not run 'client|reply'")
+    )
+    history = RedisHistory(10)
+
+    fill(history, packed_client, 3)
+
+    assert len(xadds) == 3
+    assert ids(fake_redis.stream_events(KEY)) == ["e1", "e2", "e3"]
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2", "e3"]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "The Redis user may not send CLIENT REPLY, so each event's XADD to "
+            "the history costs a round trip of its own: NOPERM User may not run "
+            "'client|reply'",
+        )
+    ]
+
+
+def test_the_user_is_asked_once_per_client(fake_redis, packed_client, xadds):
+    history = RedisHistory(10)
+    fill(history, packed_client, 3)
+    fake_redis.fail_next("client", ResponseError("NOPERM"))
+
+    history.publish(packed_client, CHANNEL, json.dumps(event(4)))
+    assert len(fake_redis.failures["client"]) == 1  # not asked again
+    assert len(xadds) == 1  # the first, answered
+
+    other = fake_redis.client()
+    other.connection_pool.connection_kwargs["command_packer"] = HistoryPacker()
+    history.publish(other, CHANNEL, json.dumps(event(5)))
+    assert len(fake_redis.failures["client"]) == 0  # a new client is asked
+    assert ids(fake_redis.stream_events(KEY)) == [f"e{n}" for n in range(1, 6)]
+
+
+def test_a_redis_down_when_asked_fails_the_publish(fake_redis, packed_client):
+    history = RedisHistory(10)
+    fill(history, packed_client, 1)
+    fake_redis.fail_next("client", ConnectionError("refused"))
+
+    with pytest.raises(ConnectionError):
+        history.publish(packed_client, CHANNEL, json.dumps(event(2)))
+
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1"]
+
+
+def test_a_publish_with_its_xadd_that_fails_closes_the_idle_connections(
+    fake_redis, packed_client, xadds
+):
+    """Answers of what was written may be left unread: no connection is used
+    again, and the user is asked again."""
+    history = RedisHistory(10)
+    fill(history, packed_client, 2)
+    fake_redis.fail_next("publish", ConnectionError("reset"))
+
+    with pytest.raises(ConnectionError, match="reset"):
+        history.publish(packed_client, CHANNEL, json.dumps(event(3)))
+    assert packed_client.connection_pool.disconnected == 1
+
+    fake_redis.fail_next("client", ResponseError("NOPERM"))
+    history.publish(packed_client, CHANNEL, json.dumps(event(4)))
+    assert len(xadds) == 2  # e1 (the first of 64) and e4 (asked again)
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2", "e4"]
