@@ -63,9 +63,9 @@ class RedisHistory:
             xadd = (stream_key(channel), "MAXLEN", "~", self.size, "*")
             with pool.connection_kwargs["command_packer"].ahead_of(
                 channel, message, *xadd, FIELD, message
-            ):
+            ) as staged:
                 try:
-                    return int(client.publish(channel, message))
+                    receivers = int(client.publish(channel, message))
                 except Exception:
                     # What was written may have left answers unread on the
                     # connection: none is used again, and the user is asked
@@ -73,6 +73,17 @@ class RedisHistory:
                     pool.disconnect(inuse_connections=False)
                     self._asked = None
                     raise
+            if staged.sent:
+                return receivers
+            # A client whose connections do not pack with the packer (a
+            # stand-in for redis-py): late rather than never.
+            logger.warning(
+                "The Redis client does not pack its commands with the "
+                "history's packer; each XADD is sent apart from now on"
+            )
+            self._may_skip = False
+            self._append(client, channel, message)
+            return receivers
         self._append(client, channel, message)
         return int(client.publish(channel, message))
 

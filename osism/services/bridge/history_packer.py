@@ -13,7 +13,7 @@ XADD cost 10-25 % of a burst's publishing rate (``bench/``).
 
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional
 
 # redis-py's cut-off between packing a command's pieces together or apart.
 BUFFER_CUTOFF = 6000
@@ -32,6 +32,18 @@ def default_packer() -> Any:
     return PythonRespSerializer(BUFFER_CUTOFF, encoder.encode)
 
 
+class Staged:
+    """An XADD waiting for the PUBLISH of ``message`` on ``channel``."""
+
+    __slots__ = ("channel", "message", "prefix", "sent")
+
+    def __init__(self, channel: str, message: str, prefix: bytes) -> None:
+        self.channel = channel
+        self.message = message
+        self.prefix = prefix
+        self.sent = False
+
+
 class HistoryPacker:
     """Packs as redis-py does, and puts a staged XADD before its PUBLISH.
 
@@ -45,32 +57,33 @@ class HistoryPacker:
         self._staged = threading.local()
 
     @contextmanager
-    def ahead_of(self, channel: str, message: str, *xadd: Any) -> Iterator[None]:
+    def ahead_of(self, channel: str, message: str, *xadd: Any) -> Iterator["Staged"]:
         """While in this block, the PUBLISH of ``message`` on ``channel`` is
-        sent after ``XADD *xadd``, whose answer Redis skips."""
+        sent after ``XADD *xadd``, whose answer Redis skips; the block gets
+        the :class:`Staged`, which says whether it went."""
         prefix = self._joined(
             self.base.pack("CLIENT", "REPLY", "SKIP") + self.base.pack("XADD", *xadd)
         )
-        self._staged.publish = (channel, message, prefix)
+        staged = Staged(channel, message, prefix)
+        self._staged.publish = staged
         try:
-            yield
+            yield staged
         finally:
             self._staged.publish = None
 
     def pack(self, *args: Any) -> List[bytes]:
         packed: List[bytes] = self.base.pack(*args)
-        staged: Optional[Tuple[str, str, bytes]] = getattr(
-            self._staged, "publish", None
-        )
+        staged: Optional[Staged] = getattr(self._staged, "publish", None)
         if (
             staged is not None
             and len(args) == 3
             and args[0] == "PUBLISH"
-            and args[1] is staged[0]
-            and args[2] is staged[1]
+            and args[1] is staged.channel
+            and args[2] is staged.message
         ):
             self._staged.publish = None
-            return [staged[2] + self._joined(packed)]
+            staged.sent = True
+            return [staged.prefix + self._joined(packed)]
         return packed
 
     @staticmethod

@@ -330,3 +330,24 @@ def test_a_publish_with_its_xadd_that_fails_closes_the_idle_connections(
     history.publish(packed_client, CHANNEL, json.dumps(event(4)))
     assert len(xadds) == 2  # e1 (the first of 64) and e4 (asked again)
     assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2", "e4"]
+
+
+def test_a_client_that_ignores_the_packer_keeps_every_event(
+    fake_redis, packed_client, xadds, monkeypatch, caplog
+):
+    """A stand-in for redis-py that packs its own way: the staged XADD never
+    went, so it is sent after the PUBLISH, and apart from then on."""
+    monkeypatch.setattr(
+        packed_client, "publish", lambda c, m: fake_redis._publish(c, m)
+    )
+    history = RedisHistory(10)
+
+    fill(history, packed_client, 4)
+
+    assert ids(fake_redis.stream_events(KEY)) == ["e1", "e2", "e3", "e4"]
+    assert ids(fake_redis.messages(CHANNEL)) == ["e1", "e2", "e3", "e4"]
+    assert len(xadds) == 4
+    assert [r.getMessage() for r in caplog.records] == [
+        "The Redis client does not pack its commands with the history's packer; "
+        "each XADD is sent apart from now on"
+    ]

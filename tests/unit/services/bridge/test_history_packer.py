@@ -27,9 +27,11 @@ def test_a_staged_xadd_goes_in_the_write_of_its_publish():
     packer = HistoryPacker()
     channel, message = "osism:events", '{"event_type": "x.y"}'
 
-    with packer.ahead_of(channel, message, *XADD):
+    with packer.ahead_of(channel, message, *XADD) as staged:
+        assert not staged.sent
         packed = packer.pack("PUBLISH", channel, message)
 
+    assert staged.sent
     assert len(packed) == 1
     assert commands(packed) == [
         ["CLIENT", "REPLY", "SKIP"],
@@ -43,7 +45,7 @@ def test_other_commands_are_packed_as_they_are():
     channel, message = "osism:events", '{"event_type": "x.y"}'
     other = "".join(['{"event_type": "x.y"', "}"])  # equal, not the same
 
-    with packer.ahead_of(channel, message, *XADD):
+    with packer.ahead_of(channel, message, *XADD) as staged:
         assert commands(packer.pack("PING")) == [["PING"]]
         assert commands(packer.pack("PUBLISH", channel, other)) == [
             ["PUBLISH", channel, other]
@@ -51,6 +53,7 @@ def test_other_commands_are_packed_as_they_are():
         assert commands(packer.pack("XREVRANGE", channel, "+", "-")) == [
             ["XREVRANGE", channel, "+", "-"]
         ]
+        assert not staged.sent
         assert len(commands(packer.pack("PUBLISH", channel, message))) == 3
 
 
