@@ -10,7 +10,7 @@ someone waits or something waits to be read.
 """
 
 import asyncio
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 
 class ReceiveQueue:
@@ -32,10 +32,7 @@ class ReceiveQueue:
 
     async def get(self) -> Any:
         while not self._items:
-            if self._getters is None:
-                self._getters = []
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
+            self._getters, getter = _enlisted(self._getters)
             try:
                 await getter
             except BaseException:
@@ -83,16 +80,24 @@ class WritableFlag:
     async def wait(self) -> bool:
         if self._set:
             return True
-        if self._waiters is None:
-            self._waiters = []
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters, waiter = _enlisted(self._waiters)
         try:
             await waiter
         finally:
             if self._waiters is not None and waiter in self._waiters:
                 self._waiters.remove(waiter)
         return True
+
+
+def _enlisted(
+    waiters: Optional[List["asyncio.Future[None]"]],
+) -> Tuple[List["asyncio.Future[None]"], "asyncio.Future[None]"]:
+    """``waiters`` (made if None) with a new future at its end, and that
+    future."""
+    waiters = [] if waiters is None else waiters
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    return waiters, waiter
 
 
 def _wake_first(getters: List["asyncio.Future[None]"]) -> None:

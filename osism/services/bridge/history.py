@@ -59,22 +59,27 @@ class RedisHistory:
         answered = self._published % ANSWERED_EVERY == 0
         self._published += 1
         if not answered and self._may_skip_answers(client):
-            pool = client.connection_pool
-            xadd = (stream_key(channel), "MAXLEN", "~", self.size, "*")
-            with pool.connection_kwargs["command_packer"].ahead_of(
-                channel, message, *xadd, FIELD, message
-            ) as staged:
-                try:
-                    receivers = int(client.publish(channel, message))
-                except Exception:
-                    # What was written may have left answers unread on the
-                    # connection: none is used again, and the user is asked
-                    # again (its rights may have changed).
-                    pool.disconnect(inuse_connections=False)
-                    self._asked = None
-                    raise
-            if staged.sent:
-                return receivers
+            return self._publish_carrying_xadd(client, channel, message)
+        self._append(client, channel, message)
+        return int(client.publish(channel, message))
+
+    def _publish_carrying_xadd(self, client: Any, channel: str, message: str) -> int:
+        """Publish with the XADD packed in front (history_packer.py)."""
+        pool = client.connection_pool
+        xadd = (stream_key(channel), "MAXLEN", "~", self.size, "*", FIELD, message)
+        with pool.connection_kwargs["command_packer"].ahead_of(
+            channel, message, *xadd
+        ) as staged:
+            try:
+                receivers = int(client.publish(channel, message))
+            except Exception:
+                # What was written may have left answers unread on the
+                # connection: none is used again, and the user is asked
+                # again (its rights may have changed).
+                pool.disconnect(inuse_connections=False)
+                self._asked = None
+                raise
+        if not staged.sent:
             # A client whose connections do not pack with the packer (a
             # stand-in for redis-py): late rather than never.
             logger.warning(
@@ -83,9 +88,7 @@ class RedisHistory:
             )
             self._may_skip = False
             self._append(client, channel, message)
-            return receivers
-        self._append(client, channel, message)
-        return int(client.publish(channel, message))
+        return receivers
 
     def _may_skip_answers(self, client: Any) -> bool:
         """Whether ``client``'s connections carry the XADD with the PUBLISH:
