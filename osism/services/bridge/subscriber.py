@@ -36,6 +36,14 @@ READ_TIMEOUT = 1.0
 PING_AFTER = 1.0
 
 
+def pass_on(message: Any) -> Any:
+    """What redis-py's parser does with a message of the channel, less its
+    debug line: by default it looks up a logger and prints the whole
+    message into a string for ``logger.debug``, whether or not DEBUG is on
+    (2 us an event, at 1,000 events/s a fiftieth of the API's CPU)."""
+    return message
+
+
 class Subscriber:
     """Reads ``link``'s channel and hands each event to ``deliver``, except
     those marked with ``origin`` (this process delivered them already).
@@ -106,7 +114,10 @@ class Subscriber:
         if client is None:
             self.drop()
         elif self.pubsub is None:
-            self.pubsub = client.pubsub()
+            pubsub = client.pubsub()
+            # redis-py's public attribute, read when the pub/sub connects.
+            pubsub.push_handler_func = pass_on
+            self.pubsub = pubsub
 
     def drop(self) -> None:
         pubsub, self.pubsub = self.pubsub, None

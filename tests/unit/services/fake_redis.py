@@ -274,6 +274,7 @@ class FakePubSub:
         self.idle_reads = 0
         self.pings = 0
         self.read_timeouts: List[float] = []
+        self.push_handler_func: Any = None
 
     def subscribe(self, channel: str) -> None:
         self.server._check("pubsub.subscribe")

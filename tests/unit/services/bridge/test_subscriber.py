@@ -12,7 +12,7 @@ import pytest
 
 from osism.services.bridge.link import RedisLink
 from osism.services.bridge import subscriber as subscriber_module
-from osism.services.bridge.subscriber import Subscriber
+from osism.services.bridge.subscriber import Subscriber, pass_on
 from osism.services.retry import Backoff
 from tests.unit.services.bridge_doubles import FakeClock, FakeShutdown, FakeThread
 from tests.unit.services.bridge_log_lines import debug, error, info, warning
@@ -708,6 +708,17 @@ class TestOwningThePubsub:
         assert reading.subscriber.pubsub is fake_redis.pubsubs[-1]
         assert reading.subscriber.pubsub is not pubsub
         assert pubsub.closed is True
+
+    def test_the_pubsub_passes_messages_on_without_redis_pys_debug_line(
+        self, reading, fake_redis
+    ):
+        reading.subscriber.drop()
+        reading.subscriber.adopt(reading.link.client)
+
+        handler = fake_redis.pubsubs[-1].push_handler_func
+        assert handler is pass_on
+        message = [b"message", b"osism:events", b"{}"]
+        assert pass_on(message) is message
 
     def test_no_client_drops_and_closes_the_pubsub(self, reading, bridge_logs):
         pubsub = reading.subscriber.pubsub
