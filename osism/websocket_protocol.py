@@ -34,7 +34,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from osism.connection_waits import ReceiveQueue, WritableFlag
-from osism.services.frame_writer import DIRECT_WRITE
+from osism.services.frame_writer import DIRECT_WRITE, FrameBatch
 
 
 class TextFrames:
@@ -143,17 +143,40 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             # osism.services.frame_writer).
             scope["extensions"][DIRECT_WRITE] = {"writer": self}
 
+    def write_frames_now(self, batch: FrameBatch) -> bool:
+        """Write a batch of text frames now, behind what was sent before,
+        in one write; False when the connection cannot take them now (see
+        :meth:`write_text_now`). The frames' bytes are made once per batch,
+        for every client that gets it."""
+        if not self._takes_frames_now():
+            return False
+        wire = batch.wire
+        if wire is None:
+            encode = self.text_frames.encode
+            wire = batch.wire = b"".join([encode(text) for text in batch.texts])
+        output = self.conn.data_to_send()
+        if output:
+            output.append(wire)
+            wire = b"".join(output)
+        # A transport that is closing takes nothing more, as in flush: the
+        # client is going away and resumes elsewhere.
+        if not self.transport.is_closing():
+            self.transport.write(wire)
+        return True
+
     def write_text_now(self, text: str) -> bool:
         """Queue a text frame without waiting, behind what was sent before,
         for the caller's :meth:`flush` (one write for all it queued); False
         when the connection cannot take it now: not open (yet), the
-        transport paused (the client does not read), or compressed.
+        transport paused (the client does not read), or compressed."""
+        if not self._takes_frames_now():
+            return False
+        self.conn.writes.append(self.text_frames.encode(text))
+        return True
 
-        Called once per client for every event, so the checks are spelled
-        out here rather than in calls.
-        """
+    def _takes_frames_now(self) -> bool:
         conn = self.conn
-        if (
+        return not (
             self.close_sent
             or not self.handshake_complete
             or self.initial_response is not None
@@ -161,10 +184,7 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             or not self.writable.is_set()
             or conn.extensions
             or conn.state is not State.OPEN
-        ):
-            return False
-        conn.writes.append(self.text_frames.encode(text))
-        return True
+        )
 
     def _write_text(self, text: str) -> bool:
         """Add an uncompressed text frame to the output; False if the

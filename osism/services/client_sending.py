@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from osism.services.client_outbox import ClientOutbox, OutboxFull
 from osism.services.filter_groups import ConnectionRegistry
-from osism.services.frame_writer import FrameWriter
+from osism.services.frame_writer import FrameBatch, FrameWriter
 from osism.services.websocket_connection import WebSocketConnection
 
 logger = logging.getLogger("osism.websocket")
@@ -66,6 +66,22 @@ class ClientSending:
             )
             connection.sender = asyncio.create_task(self._run_sender(connection))
         return outbox.put(frame)
+
+    def deliver_batch(self, connection: WebSocketConnection, batch: FrameBatch) -> int:
+        """Send the batch's frames to the client; how many it took.
+
+        A client that keeps up gets them in one write, now; otherwise each
+        goes as :meth:`deliver` sends it. A client that is no longer
+        connected gets none (it went away after the frames were staged).
+        """
+        if self.connections.get(connection.websocket) is not connection:
+            return 0
+        outbox = connection.outbox
+        writer = connection.writer
+        if writer is not None and (outbox is None or not outbox.pending):
+            if writer.write_frames_now(batch):
+                return len(batch.texts)
+        return sum(self.deliver(connection, text) for text in batch.texts)
 
     def _flush(self) -> None:
         written, self._written = self._written, {}

@@ -12,14 +12,34 @@ goes through the client's outbox and sender task instead (see
 ``client_outbox``).
 """
 
-from typing import Any, Optional, Protocol
+from typing import Any, List, Optional, Protocol
 
 # The ASGI scope extension under which the server offers a FrameWriter:
 # scope["extensions"][DIRECT_WRITE] == {"writer": <FrameWriter>}.
 DIRECT_WRITE = "osism.direct_write"
 
 
+class FrameBatch:
+    """Text frames that go to several clients together, in order.
+
+    ``wire`` is the server's: the frames as bytes on the wire, made by the
+    first connection that writes them and taken as they are by the others
+    (None until then; a connection that compresses does not use it).
+    """
+
+    __slots__ = ("texts", "wire")
+
+    def __init__(self, texts: List[str]) -> None:
+        self.texts = texts
+        self.wire: Optional[bytes] = None
+
+
 class FrameWriter(Protocol):
+    def write_frames_now(self, batch: FrameBatch) -> bool:
+        """Write the batch's frames to the connection now, behind
+        everything sent before; False (and nothing written) when the
+        connection cannot take them at once."""
+
     def write_text_now(self, text: str) -> bool:
         """Queue ``text`` as a text frame on the connection, in order with
         everything sent before, without waiting, until :meth:`flush`; False

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from osism.services.client_sending import CLOSE_DROPPED, ClientSending
 from osism.services.event_history import EventHistory, replay
 from osism.services.event_message import EventMessage, event_from_notification
+from osism.services.fan_out_pass import FanOutPass
 from osism.services.filter_groups import ConnectionRegistry
 from osism.services.websocket_connection import WebSocketConnection
 from osism.settings import Settings
@@ -75,6 +76,7 @@ class WebSocketManager:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.stats: Counter[str] = Counter()
         self.sending = ClientSending(self.connections, self.stats, self)
+        self.fan_out = FanOutPass(self.sending, self.stats)
         self._broadcaster_task: Optional["asyncio.Task[None]"] = None
 
     def apply_settings(self, settings: Settings) -> None:
@@ -274,7 +276,7 @@ class WebSocketManager:
             for connection in self.connections.values()
             if connection.outbox is not None
         )
-        return self.event_queue.qsize() + waiting
+        return self.event_queue.qsize() + self.fan_out.pending + waiting
 
     async def close(
         self,
@@ -405,17 +407,15 @@ class WebSocketManager:
         if kept:
             self.history.add(event, len(frame))
         self.stats["received"] += 1
-        sent_count = 0
+        clients = 0
         for matcher, members in self.connections.groups():
-            if not matcher.matches_filters(event):
-                continue
-            for connection in members:
-                sent_count += self.sending.deliver(connection, frame)
-        self.stats["broadcast"] += sent_count
+            if matcher.matches_filters(event):
+                self.fan_out.stage(members, frame)
+                clients += len(members)
         logger.debug(
             "Event %s sent to %d of %d clients",
             event.event_type,
-            sent_count,
+            clients,
             len(self.connections),
         )
 

@@ -23,7 +23,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from osism.connection_waits import ReceiveQueue, WritableFlag
-from osism.services.frame_writer import DIRECT_WRITE, frame_writer_of
+from osism.services.frame_writer import DIRECT_WRITE, FrameBatch, frame_writer_of
 from osism.websocket_protocol import (
     BatchingWebSocketProtocol,
     TextFrames,
@@ -626,6 +626,63 @@ class TestDirectWrites:
             assert app.scope is None
         finally:
             protocol.connection_lost(None)
+
+
+class TestBatchWrites:
+    """write_frames_now: a pass of the fan-out writes a group's frames to
+    each of its clients at once."""
+
+    async def test_a_batch_goes_out_now_in_one_write(self, connection):
+        batch = FrameBatch(["a", "b", "c"])
+
+        assert connection.protocol.write_frames_now(batch) is True
+
+        assert len(connection.writes_after_handshake()) == 1
+        assert connection.texts() == ["a", "b", "c"]
+        assert not connection.protocol.flush_pending
+
+    async def test_the_batch_is_encoded_once_for_every_client(self, open_connection):
+        first, second = await open_connection(), await open_connection()
+        batch = FrameBatch(["event-1", "event-2"])
+
+        assert first.protocol.write_frames_now(batch)
+        wire = batch.wire
+        assert second.protocol.write_frames_now(batch)
+
+        assert batch.wire is wire
+        assert first.writes_after_handshake() == second.writes_after_handshake()
+        assert second.texts() == ["event-1", "event-2"]
+
+    async def test_frames_held_for_a_flush_go_out_ahead_in_the_same_write(
+        self, connection
+    ):
+        assert connection.protocol.write_text_now("first")
+
+        assert connection.protocol.write_frames_now(FrameBatch(["second"]))
+
+        assert len(connection.writes_after_handshake()) == 1
+        assert connection.texts() == ["first", "second"]
+
+    async def test_a_paused_connection_takes_no_batch(self, connection):
+        connection.protocol.pause_writing()
+
+        assert connection.protocol.write_frames_now(FrameBatch(["held"])) is False
+        assert connection.writes_after_handshake() == []
+
+    async def test_a_compressed_connection_takes_no_batch(self, open_connection):
+        conn = await open_connection(deflate=True)
+
+        assert conn.protocol.write_frames_now(FrameBatch(["x" * 1000])) is False
+        assert conn.writes_after_handshake() == []
+
+    async def test_a_closing_transport_takes_the_batch_and_writes_nothing(
+        self, connection
+    ):
+        """As a flush to a closing transport: the client is going away."""
+        connection.transport.closing = True
+
+        assert connection.protocol.write_frames_now(FrameBatch(["gone"])) is True
+        assert connection.writes_after_handshake() == []
 
 
 class TestHandshakeMemory:

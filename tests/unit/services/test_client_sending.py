@@ -4,102 +4,21 @@ outbox and sender task otherwise, and what happens to a client that fails."""
 
 import asyncio
 import logging
-from collections import Counter
-from types import SimpleNamespace
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import anyio
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from osism.services.client_sending import CLOSE_DROPPED, ClientSending
-from osism.services.filter_groups import ConnectionRegistry
-from osism.services.frame_writer import DIRECT_WRITE
+from osism.services.client_sending import CLOSE_DROPPED
+from osism.services.frame_writer import FrameBatch
 from osism.services.websocket_connection import WebSocketConnection
 from tests.harness.waiting import wait_until
+from tests.unit.services.sending_doubles import Setup
 
 pytestmark = pytest.mark.anyio
 
 WS = "osism.websocket"
-
-# What reached the client, in order: ("direct", frame) or ("outbox", frame).
-Log = List[Tuple[str, str]]
-
-
-class SwitchableWriter:
-    """A FrameWriter that accepts frames until told to refuse them (as a
-    connection whose transport is paused does)."""
-
-    def __init__(self, log: Log) -> None:
-        self.log = log
-        self.accepting = True
-        self.calls = 0
-        self.flushes = 0
-        self.queued: List[str] = []
-
-    def write_text_now(self, text: str) -> bool:
-        self.calls += 1
-        if not self.accepting:
-            return False
-        self.queued.append(text)
-        return True
-
-    def flush(self) -> None:
-        self.flushes += 1
-        self.log.extend(("direct", text) for text in self.queued)
-        self.queued.clear()
-
-
-class Client:
-    """A fake websocket offering a writer; its awaited send_text waits for
-    ``gate`` (open by default) and records into the same log."""
-
-    def __init__(self, make_websocket: Any, port: int) -> None:
-        self.log: Log = []
-        self.writer = SwitchableWriter(self.log)
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.send_error: Optional[BaseException] = None
-        self.websocket = make_websocket()
-        self.websocket.client.host, self.websocket.client.port = "h", port
-        self.websocket.scope = {"extensions": {DIRECT_WRITE: {"writer": self.writer}}}
-        self.websocket.send_text.side_effect = self._send_text
-        self.connection = WebSocketConnection(self.websocket)
-
-    async def _send_text(self, text: str) -> None:
-        await self.gate.wait()
-        if self.send_error is not None:
-            raise self.send_error
-        self.log.append(("outbox", text))
-
-
-class Setup:
-    def __init__(self, make_websocket: Any) -> None:
-        self.make_websocket = make_websocket
-        self.connections = ConnectionRegistry()
-        self.stats: "Counter[str]" = Counter()
-        self.bounds = SimpleNamespace(send_timeout=5.0, max_pending=3)
-        self.sending = ClientSending(self.connections, self.stats, self.bounds)
-        self.tasks: List["asyncio.Task[None]"] = []
-        self._ports = 0
-
-    def client(self) -> Client:
-        self._ports += 1
-        client = Client(self.make_websocket, self._ports)
-        self.connections[client.websocket] = client.connection
-        return client
-
-    async def settle(self) -> None:
-        """One turn of the loop: ClientSending writes what it gave the
-        connections in it (in one callback for all)."""
-        await asyncio.sleep(0)
-
-    def deliver(self, client: Client, frame: str) -> bool:
-        delivered = self.sending.deliver(client.connection, frame)
-        sender = client.connection.sender
-        if sender is not None and sender not in self.tasks:
-            self.tasks.append(sender)
-        return delivered
 
 
 @pytest.fixture
@@ -208,6 +127,73 @@ class TestRefusedWrites:
 
         outbox = client.connection.outbox
         assert (outbox.send_timeout, outbox.max_pending) == (2.5, 7)
+
+
+class TestBatches:
+    def deliver_batch(self, setup, client, texts):
+        sent = setup.sending.deliver_batch(client.connection, FrameBatch(texts))
+        sender = client.connection.sender
+        if sender is not None and sender not in setup.tasks:
+            setup.tasks.append(sender)
+        return sent
+
+    async def test_a_client_that_keeps_up_gets_the_batch_in_one_write_now(self, setup):
+        client = setup.client()
+
+        assert self.deliver_batch(setup, client, ["e1", "e2"]) == 2
+
+        assert client.writer.batches == 1
+        assert client.writer.calls == 0
+        assert client.log == [("direct", "e1"), ("direct", "e2")]
+        assert client.connection.sender is None
+
+    async def test_a_refused_batch_goes_out_frame_by_frame_through_the_outbox(
+        self, setup
+    ):
+        client = setup.client()
+        client.writer.accepting = False
+
+        assert self.deliver_batch(setup, client, ["e1", "e2"]) == 2
+
+        await wait_until(lambda: len(client.log) == 2)
+        assert client.log == [("outbox", "e1"), ("outbox", "e2")]
+
+    async def test_a_batch_behind_a_waiting_outbox_joins_it_in_order(self, setup):
+        client = setup.client()
+        client.writer.accepting = False
+        client.gate.clear()
+        setup.deliver(client, "e1")
+        await wait_until(lambda: client.websocket.send_text.await_count == 1)
+        client.writer.accepting = True
+
+        assert self.deliver_batch(setup, client, ["e2", "e3"]) == 2
+
+        assert client.writer.batches == 0
+        client.gate.set()
+        await wait_until(lambda: len(client.log) == 3)
+        assert client.log == [("outbox", "e1"), ("outbox", "e2"), ("outbox", "e3")]
+
+    async def test_an_outbox_that_overflows_takes_what_fits(self, setup):
+        client = setup.client()
+        client.writer.accepting = False
+        client.gate.clear()
+
+        sent = self.deliver_batch(setup, client, [f"e{n}" for n in range(6)])
+
+        # max_pending (3) wait; the fourth overflows the outbox, which
+        # takes nothing more, and the client is dropped.
+        assert sent == 3
+        await wait_until(lambda: setup.stats["dropped"] == 1)
+
+    async def test_a_client_gone_since_the_batch_was_staged_gets_nothing(self, setup):
+        client = setup.client()
+        setup.sending.forget(client.connection)
+
+        assert self.deliver_batch(setup, client, ["e1"]) == 0
+
+        assert client.writer.batches == 0
+        assert client.connection.outbox is None
+        assert client.log == []
 
 
 class TestDroppingClients:

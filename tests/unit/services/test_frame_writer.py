@@ -8,7 +8,7 @@ from unittest.mock import MagicMock
 import pytest
 from starlette.websockets import WebSocket
 
-from osism.services.frame_writer import DIRECT_WRITE, frame_writer_of
+from osism.services.frame_writer import DIRECT_WRITE, FrameBatch, frame_writer_of
 from osism.services.websocket_connection import WebSocketConnection
 
 
@@ -18,6 +18,10 @@ class RecordingWriter:
 
     def write_text_now(self, text: str) -> bool:
         self.frames.append(text)
+        return True
+
+    def write_frames_now(self, batch: FrameBatch) -> bool:
+        self.frames.extend(batch.texts)
         return True
 
     def flush(self) -> None:

@@ -1441,6 +1441,14 @@ class DirectClient:
         self.queued.append(text)
         return True
 
+    def write_frames_now(self, batch):
+        self.write_calls += 1
+        if not self.accepting:
+            return False
+        self.queued.extend(batch.texts)
+        self.flush()
+        return True
+
     def flush(self):
         self.log.extend(("direct", text) for text in self.queued)
         self.queued.clear()
@@ -1480,6 +1488,12 @@ class LightClient:
 
     def write_text_now(self, text):
         self.queued.append(text)
+        return True
+
+    def write_frames_now(self, batch):
+        self.frames.extend(self.queued)
+        self.frames.extend(batch.texts)
+        self.queued.clear()
         return True
 
     def flush(self):
@@ -1743,11 +1757,38 @@ class TestDeliverNotification:
 
         manager.deliver_notification("image.update", {}, None, "e1")
 
-        # In this turn of the loop: nothing awaited in between.
+        # Fanned out in this turn of the loop (nothing awaited in between),
+        # written to the clients at its end.
         assert manager.event_queue.empty()
-        assert [json.loads(f)["id"] for f in client.handed()] == ["e1"]
         assert manager.stats["received"] == 1
         assert "e1" in manager.history
+        assert manager.fan_out.pending == 1
+        assert client.handed() == []
+        await asyncio.sleep(0)
+        assert [json.loads(f)["id"] for f in client.handed()] == ["e1"]
+        assert manager.fan_out.pending == 0
+
+    async def test_a_client_that_connects_and_resumes_within_the_turn_gets_each_once(
+        self, manager, make_websocket, started
+    ):
+        early = connect_direct(manager, make_websocket)
+        manager.deliver_notification("image.update", {}, None, "e0")
+        await asyncio.sleep(0)
+
+        manager.deliver_notification("image.update", {}, None, "e1")
+        late = DirectClient(make_websocket, port=2)
+        await manager.connect(late.websocket)
+        reply = manager.resume(late.websocket, "e0")
+        manager.deliver_notification("image.update", {}, None, "e2")
+        # Nothing was written meanwhile: e1 was staged before the late
+        # client connected, e2 after.
+        assert early.handed() == [early.frames()[0]]
+
+        await asyncio.sleep(0)
+        ids = [json.loads(f)["id"] for f in early.handed()]
+        assert ids == ["e0", "e1", "e2"]
+        assert reply["replayed"] == 1
+        assert [json.loads(f)["id"] for f in late.handed()] == ["e1", "e2"]
 
     async def test_without_a_broadcaster_it_is_queued(self, manager, make_websocket):
         client = connect_direct(manager, make_websocket)
@@ -1804,6 +1845,7 @@ class TestDeliverNotification:
 
         manager.deliver_notification("image.update", {}, None, "e1")
         manager.deliver_notification("image.update", {}, None, "e1")
+        await asyncio.sleep(0)
 
         assert len(client.handed()) == 1
         assert manager.stats["duplicates"] == 1
@@ -1818,6 +1860,7 @@ class TestDeliverNotification:
         manager.deliver_notification("image.update", {}, None, "e1")
         failing.side_effect = real_fan_out
         manager.deliver_notification("image.update", {}, None, "e2")
+        await asyncio.sleep(0)
 
         assert [json.loads(f)["id"] for f in client.handed()] == ["e2"]
         assert (WS, logging.ERROR, "Error in event broadcaster: x") in (
@@ -1834,6 +1877,7 @@ class TestHistoryBytes:
 
         manager.deliver_notification("image.update", {"x": "é" * 10}, None, "e1")
         manager.deliver_notification("image.update", {}, None, "e2")
+        await asyncio.sleep(0)
 
         assert manager.history.nbytes == sum(len(f) for f in client.handed())
 
