@@ -12,7 +12,8 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tests.harness.fast_clients import Connection
+from tests.harness.fast_clients import Client, Connection, Receiver
+from tests.harness.numbered_events import ReceiveStats
 
 
 def server_frame(frame: Frame) -> bytes:
@@ -141,3 +142,57 @@ def test_a_whole_text_inside_a_fragmented_message_is_the_protocols_to_refuse(
     assert b"intruder" not in texts(found)
     assert client.protocol.close_sent is not None
     assert client.protocol.close_sent.code == 1002
+
+
+def numbered(seq: int) -> bytes:
+    text = f'{{"data": {{"bench_seq": {seq}, "bench_sent_ns": {1000 + seq}}}}}'
+    return server_frame(Frame(Opcode.TEXT, text.encode()))
+
+
+def test_the_receiver_counts_every_clients_events_until_all_are_in() -> None:
+    pairs = [socket.socketpair() for _ in range(2)]
+    clients = [
+        Client(
+            Connection(ours, ClientProtocol(parse_uri("ws://h/e"), state=State.OPEN)),
+            ReceiveStats(3),
+        )
+        for ours, _ in pairs
+    ]
+    try:
+        stream = numbered(0) + numbered(1) + numbered(2)
+        for _, theirs in pairs:
+            theirs.sendall(stream[:7])
+            theirs.sendall(stream[7:])
+        receiver = Receiver(clients, events=3, idle_timeout=1.0, deadline=5.0)
+
+        receiver.run()
+
+        assert receiver.ended_by == "complete"
+        for client in clients:
+            assert client.stats.received == 3
+            assert list(client.stats.sent) == [1000, 1001, 1002]
+            assert client.stats.duplicates == client.stats.out_of_order == 0
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
+def test_a_client_whose_server_hung_up_is_let_go() -> None:
+    ours, theirs = socket.socketpair()
+    client = Client(
+        Connection(ours, ClientProtocol(parse_uri("ws://h/e"), state=State.OPEN)),
+        ReceiveStats(3),
+    )
+    try:
+        theirs.sendall(numbered(0))
+        theirs.close()
+        receiver = Receiver([client], events=3, idle_timeout=1.0, deadline=5.0)
+
+        receiver.run()
+
+        assert client.closed
+        assert client.stats.received == 1
+        assert receiver.ended_by == "complete"  # nothing left to wait for
+    finally:
+        ours.close()

@@ -1,14 +1,15 @@
 """Writing a client's frames straight to its connection, without a task.
 
-An event reaches every matching client in one pass of the broadcaster: the
-frame is handed to each client's connection as it is, with no task woken
-per client. That takes a server whose WebSocket protocol offers it: osism's
-own (``osism.websocket_protocol``, which ``osism service api`` runs) puts
+The events of a turn of the loop reach every matching client in one pass
+(see ``fan_out_pass``): each client's connection is handed its group's
+frames as one batch, with no task woken per client. That takes a server
+whose WebSocket protocol offers it: osism's own
+(``osism.websocket_protocol``, which ``osism service api`` runs) puts
 itself into the ASGI scope's extensions under :data:`DIRECT_WRITE`. Under
 any other server, or for a client the protocol cannot take a frame from
 right now (its transport is paused because it does not read, the
-connection is closing, frames are compressed per connection), the frame
-goes through the client's outbox and sender task instead (see
+connection is closing, frames are compressed per connection), the frames
+go through the client's outbox and sender task instead (see
 ``client_outbox``).
 """
 
