@@ -50,6 +50,24 @@ class TestGroups:
 
         assert shape(registry) == groups_of(clients)
 
+    @pytest.mark.parametrize("change", ["connect", "leave", "filters"])
+    def test_a_change_makes_new_member_lists_and_leaves_the_old_as_they_were(
+        self, registry, change
+    ):
+        """What the fan-out's staging relies on (see fan_out_pass)."""
+        first, second = registered(registry), registered(registry)
+        [(_, before)] = registry.groups()
+
+        if change == "connect":
+            registered(registry)
+        elif change == "leave":
+            del registry[second.websocket]
+        else:
+            second.event_filters = ["compute.instance.create.end"]
+
+        assert before == [first, second]
+        assert all(members is not before for _, members in registry.groups())
+
     def test_groups_come_in_the_order_their_first_member_connected(self, registry):
         a1 = registered(registry, event_filters=["a"])
         b1 = registered(registry, node_filters=["b"])
