@@ -1,7 +1,9 @@
+import asyncio
 import logging
 from typing import Any, Callable, Iterator, List, Tuple
 from unittest.mock import AsyncMock, MagicMock
 
+import anyio
 import pytest
 from kombu.transport import memory
 
@@ -11,6 +13,7 @@ from osism.settings import Settings
 from tests.unit.services.bridge_doubles import FakeThread
 from tests.unit.services.fake_redis import FakeRedis
 from tests.unit.services.openstack_bus import OpenStack
+from tests.unit.services.sending_doubles import Setup
 
 LogRecordTuple = Tuple[str, int, str]
 
@@ -127,3 +130,15 @@ def listener_logs(caplog) -> Callable[[], List[LogRecordTuple]]:
 def openstack() -> OpenStack:
     """The services' side of kombu's in-memory broker (needs memory_broker)."""
     return OpenStack()
+
+
+@pytest.fixture
+async def setup(make_websocket):
+    """ClientSending over fake clients (sending_doubles); the sender tasks
+    it started are cancelled and awaited afterwards."""
+    made = Setup(make_websocket)
+    yield made
+    for task in made.tasks:
+        task.cancel()
+    with anyio.fail_after(5):
+        await asyncio.gather(*made.tasks, return_exceptions=True)

@@ -11,6 +11,7 @@ from osism.services.client_sending import ClientSending
 from osism.services.filter_groups import ConnectionRegistry
 from osism.services.frame_writer import DIRECT_WRITE, FrameBatch
 from osism.services.websocket_connection import WebSocketConnection
+from tests.harness.waiting import wait_until
 
 # What reached the client, in order: ("direct", frame) or ("outbox", frame).
 Log = List[Tuple[str, str]]
@@ -92,6 +93,15 @@ class Setup:
         """One turn of the loop: ClientSending writes what it gave the
         connections in it (in one callback for all)."""
         await asyncio.sleep(0)
+
+    async def stall(self, client: Client, frame: str) -> None:
+        """Leave ``client`` with ``frame`` in its outbox, its send blocked,
+        while its connection takes writes again."""
+        client.writer.accepting = False
+        client.gate.clear()
+        self.deliver(client, frame)
+        await wait_until(lambda: client.websocket.send_text.await_count == 1)
+        client.writer.accepting = True
 
     def deliver(self, client: Client, frame: str) -> bool:
         delivered = self.sending.deliver(client.connection, frame)

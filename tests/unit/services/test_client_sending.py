@@ -14,21 +14,10 @@ from osism.services.client_sending import CLOSE_DROPPED
 from osism.services.frame_writer import FrameBatch
 from osism.services.websocket_connection import WebSocketConnection
 from tests.harness.waiting import wait_until
-from tests.unit.services.sending_doubles import Setup
 
 pytestmark = pytest.mark.anyio
 
 WS = "osism.websocket"
-
-
-@pytest.fixture
-async def setup(make_websocket):
-    made = Setup(make_websocket)
-    yield made
-    for task in made.tasks:
-        task.cancel()
-    with anyio.fail_after(5):
-        await asyncio.gather(*made.tasks, return_exceptions=True)
 
 
 class TestDirectWrites:
@@ -79,13 +68,9 @@ class TestRefusedWrites:
 
     async def test_frames_behind_a_waiting_outbox_join_it_in_order(self, setup):
         client = setup.client()
-        client.writer.accepting = False
-        client.gate.clear()
-        setup.deliver(client, "e1")
-        await wait_until(lambda: client.websocket.send_text.await_count == 1)
-
         # The connection takes frames again, but e1 has not gone out yet.
-        client.writer.accepting = True
+        await setup.stall(client, "e1")
+
         setup.deliver(client, "e2")
         setup.deliver(client, "e3")
 
@@ -160,11 +145,7 @@ class TestBatches:
 
     async def test_a_batch_behind_a_waiting_outbox_joins_it_in_order(self, setup):
         client = setup.client()
-        client.writer.accepting = False
-        client.gate.clear()
-        setup.deliver(client, "e1")
-        await wait_until(lambda: client.websocket.send_text.await_count == 1)
-        client.writer.accepting = True
+        await setup.stall(client, "e1")
 
         assert self.deliver_batch(setup, client, ["e2", "e3"]) == 2
 

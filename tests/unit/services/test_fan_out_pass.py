@@ -4,25 +4,14 @@ clients in a turn of the loop, written at its end, one batch per group."""
 import asyncio
 import logging
 
-import anyio
 import pytest
 
 from osism.services.fan_out_pass import FanOutPass
-from tests.unit.services.sending_doubles import Client, Setup
+from tests.unit.services.sending_doubles import Client
 
 pytestmark = pytest.mark.anyio
 
 WS = "osism.websocket"
-
-
-@pytest.fixture
-async def setup(make_websocket):
-    made = Setup(make_websocket)
-    yield made
-    for task in made.tasks:
-        task.cancel()
-    with anyio.fail_after(5):
-        await asyncio.gather(*made.tasks, return_exceptions=True)
 
 
 @pytest.fixture
