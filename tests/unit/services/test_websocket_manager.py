@@ -1738,6 +1738,23 @@ class TestDirectWrites:
             code=1001, reason="server shutting down"
         )
 
+    async def test_the_drain_at_stop_writes_what_is_staged_before_closing(
+        self, manager, make_websocket, started, websocket_logs
+    ):
+        client = connect_direct(manager, make_websocket)
+        manager.deliver_notification("image.update", {}, None, "e1")
+        assert manager.fan_out.pending == 1
+
+        with anyio.fail_after(5):
+            await manager.drain(timeout=1.0)
+
+        assert [json.loads(f)["id"] for f in client.frames()] == ["e1"]
+        assert (
+            WS,
+            logging.INFO,
+            "Closed every WebSocket client for the stop (0 frames undelivered)",
+        ) in websocket_logs()
+
 
 @pytest.fixture
 async def started(manager):
