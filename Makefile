@@ -1,5 +1,6 @@
-# Developer shortcuts; each runs inside the pipenv environment.
-PIPENV ?= PIPENV_VENV_IN_PROJECT=1 pipenv
+# Developer shortcuts; each runs inside the pipenv environment, with the
+# pinned pipenv that scripts/setup-env keeps (or one on PATH).
+PIPENV ?= PIPENV_VENV_IN_PROJECT=1 $(or $(wildcard tools/pipenv/.venv/bin/pipenv),pipenv)
 
 .PHONY: setup test lint zuul-lint zuul-local mutation mutation-results
 

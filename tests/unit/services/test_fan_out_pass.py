@@ -68,6 +68,7 @@ class TestStaging:
 
         assert write.call_count == 2
         assert texts(client) == ["e1", "e2", "e3"]
+        assert setup.stats["broadcast"] == 3
 
     async def test_nothing_staged_nothing_written(self, setup, fan_out):
         fan_out.write()

@@ -716,8 +716,10 @@ class TestBroadcaster:
         self, manager, make_websocket, broadcaster, websocket_logs
     ):
         clients = [make_websocket() for _ in range(3)]
-        for websocket in clients:
-            connect_fake(manager, websocket)
+        # Two groups that both match: one without filters, one by service.
+        connect_fake(manager, clients[0])
+        connect_fake(manager, clients[1], service_filters=["image"])
+        connect_fake(manager, clients[2])
 
         with anyio.fail_after(5):
             await manager.add_event(event("image.update"))
@@ -1753,6 +1755,22 @@ class TestDirectWrites:
             WS,
             logging.INFO,
             "Closed every WebSocket client for the stop (0 frames undelivered)",
+        ) in websocket_logs()
+
+    async def test_a_drain_with_no_time_left_counts_the_staged_frames(
+        self, manager, make_websocket, started, websocket_logs
+    ):
+        connect_direct(manager, make_websocket)
+        connect_direct(manager, make_websocket, port=2)
+        manager.deliver_notification("image.update", {}, None, "e1")
+
+        with anyio.fail_after(5):
+            await manager.drain(timeout=0)
+
+        assert (
+            WS,
+            logging.INFO,
+            "Closed every WebSocket client for the stop (2 frames undelivered)",
         ) in websocket_logs()
 
 
